@@ -1,0 +1,350 @@
+"""One typed configuration for every sentimon process.
+
+Values come, highest priority first, from: keyword arguments, ``SENTIMON_*`` environment
+variables, a YAML file (``--config`` or ``SENTIMON_CONFIG``), then the defaults below, which
+point at the embedded stack on 127.0.0.1. Nested fields use ``__`` in their variable name:
+``kafka.bootstrap_servers`` is ``SENTIMON_KAFKA__BOOTSTRAP_SERVERS``. Every field's
+description names its variable; ``sentimon config --env`` prints the full list.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "SENTIMON_"
+CONFIG_ENV = "SENTIMON_CONFIG"
+
+
+class ConfigError(ValueError):
+    """Raised when the configuration cannot be loaded; the message names the bad field."""
+
+
+def default_home() -> Path:
+    """The state directory: ``$XDG_STATE_HOME/sentimon`` or ``~/.local/state/sentimon``."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "sentimon"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class KafkaSettings(_Section):
+    """Kafka client settings shared by every daemon (SENTIMON_KAFKA__*)."""
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:19092",
+        description="Comma-separated host:port list (SENTIMON_KAFKA__BOOTSTRAP_SERVERS).",
+    )
+    client_id: str = Field("sentimon", description="Client id prefix (SENTIMON_KAFKA__CLIENT_ID).")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Security protocol (SENTIMON_KAFKA__SECURITY_PROTOCOL)."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism (SENTIMON_KAFKA__SASL_MECHANISM)."
+    )
+    sasl_username: str | None = Field(
+        None, description="SASL user name (SENTIMON_KAFKA__SASL_USERNAME)."
+    )
+    sasl_password: SecretStr | None = Field(
+        None, description="SASL password, never logged (SENTIMON_KAFKA__SASL_PASSWORD)."
+    )
+    ssl_cafile: Path | None = Field(
+        None, description="CA bundle for SSL (SENTIMON_KAFKA__SSL_CAFILE)."
+    )
+    ssl_certfile: Path | None = Field(
+        None, description="Client certificate for mutual TLS (SENTIMON_KAFKA__SSL_CERTFILE)."
+    )
+    ssl_keyfile: Path | None = Field(
+        None, description="Client private key for mutual TLS (SENTIMON_KAFKA__SSL_KEYFILE)."
+    )
+    ssl_check_hostname: bool = Field(
+        True, description="Verify the broker host name (SENTIMON_KAFKA__SSL_CHECK_HOSTNAME)."
+    )
+    request_timeout_ms: int = Field(
+        30_000, gt=0, description="Client request timeout (SENTIMON_KAFKA__REQUEST_TIMEOUT_MS)."
+    )
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL"):
+            if self.sasl_mechanism is None:
+                raise ValueError("sasl_mechanism is required when security_protocol is SASL_*")
+            if not self.sasl_username or self.sasl_password is None:
+                raise ValueError("sasl_username and sasl_password are required for SASL")
+        return self
+
+
+class TopicSettings(_Section):
+    """Kafka topic names and layout (SENTIMON_TOPICS__*)."""
+
+    news: str = Field("sentimon.news", description="News input topic (SENTIMON_TOPICS__NEWS).")
+    comments: str = Field(
+        "sentimon.comments", description="Comments input topic (SENTIMON_TOPICS__COMMENTS)."
+    )
+    scored: str = Field(
+        "sentimon.scored", description="Scored output topic (SENTIMON_TOPICS__SCORED)."
+    )
+    dlq: str = Field("sentimon.dlq", description="Dead-letter topic (SENTIMON_TOPICS__DLQ).")
+    partitions: int = Field(
+        6, ge=1, description="Partitions for topics sentimon creates (SENTIMON_TOPICS__PARTITIONS)."
+    )
+    replication_factor: int = Field(
+        1, ge=1, description="Replication factor (SENTIMON_TOPICS__REPLICATION_FACTOR)."
+    )
+
+    @property
+    def inputs(self) -> list[str]:
+        return [self.news, self.comments]
+
+
+class StackSettings(_Section):
+    """The embedded default stack started by ``sentimon stack up`` (SENTIMON_STACK__*)."""
+
+    host: str = Field("127.0.0.1", description="Bind address of every server (SENTIMON_STACK__HOST).")
+    kafka_port: int = Field(19092, gt=0, lt=65536, description="Broker port (SENTIMON_STACK__KAFKA_PORT).")
+    kafka_controller_port: int = Field(
+        19093, gt=0, lt=65536, description="KRaft controller port (SENTIMON_STACK__KAFKA_CONTROLLER_PORT)."
+    )
+    kafka_heap: str = Field("512m", description="Broker JVM heap, -Xmx (SENTIMON_STACK__KAFKA_HEAP).")
+    prometheus_port: int = Field(
+        19090, gt=0, lt=65536, description="Prometheus port (SENTIMON_STACK__PROMETHEUS_PORT)."
+    )
+    alertmanager_port: int = Field(
+        19094, gt=0, lt=65536, description="Alertmanager port (SENTIMON_STACK__ALERTMANAGER_PORT)."
+    )
+    alertmanager_cluster_port: int = Field(
+        19095, gt=0, lt=65536,
+        description="Alertmanager gossip port (SENTIMON_STACK__ALERTMANAGER_CLUSTER_PORT).",
+    )
+    scrape_interval: str = Field(
+        "15s", description="Prometheus scrape/evaluation interval (SENTIMON_STACK__SCRAPE_INTERVAL)."
+    )
+    components: list[Literal["kafka", "prometheus", "alertmanager"]] = Field(
+        default_factory=lambda: ["kafka", "prometheus", "alertmanager"],
+        description="Servers `stack up` starts (SENTIMON_STACK__COMPONENTS, JSON list).",
+    )
+
+
+class ModelSettings(_Section):
+    """Model location and inference options (SENTIMON_MODEL__*)."""
+
+    dir: Path | None = Field(
+        None, description="Released model directory; default the packaged release (SENTIMON_MODEL__DIR)."
+    )
+    device: Literal["auto", "cuda", "cpu"] = Field(
+        "auto", description="Execution provider choice (SENTIMON_MODEL__DEVICE)."
+    )
+    variant: Literal["auto", "fp32", "int8", "fp16"] = Field(
+        "auto", description="ONNX variant; auto = fp16 on CUDA, int8 on CPU (SENTIMON_MODEL__VARIANT)."
+    )
+    max_length: int = Field(
+        128, ge=8, le=512, description="Token truncation length (SENTIMON_MODEL__MAX_LENGTH)."
+    )
+    threads: int = Field(
+        0, ge=0, description="CPU intra-op threads, 0 = all cores (SENTIMON_MODEL__THREADS)."
+    )
+
+
+class ScorerSettings(_Section):
+    """``sentimon score`` daemon (SENTIMON_SCORER__*)."""
+
+    group_id: str = Field("sentimon-scorer", description="Consumer group (SENTIMON_SCORER__GROUP_ID).")
+    max_batch: int = Field(256, ge=1, description="Max records per batch (SENTIMON_SCORER__MAX_BATCH).")
+    max_batch_tokens: int = Field(
+        16_384, ge=1, description="Max tokens per batch (SENTIMON_SCORER__MAX_BATCH_TOKENS)."
+    )
+    max_wait_ms: int = Field(
+        50, ge=0, description="Max wait to fill a batch (SENTIMON_SCORER__MAX_WAIT_MS)."
+    )
+    max_message_bytes: int = Field(
+        1_000_000, ge=1, description="Larger records are dead-lettered unparsed (SENTIMON_SCORER__MAX_MESSAGE_BYTES)."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Metrics bind address (SENTIMON_SCORER__METRICS_HOST).")
+    metrics_port: int = Field(
+        19100, ge=0, lt=65536, description="Metrics/health port, 0 = off (SENTIMON_SCORER__METRICS_PORT)."
+    )
+
+
+class MonitorSettings(_Section):
+    """``sentimon monitor`` daemon (SENTIMON_MONITOR__*)."""
+
+    group_id: str = Field("sentimon-monitor", description="Consumer group (SENTIMON_MONITOR__GROUP_ID).")
+    short_window_s: int = Field(
+        900, ge=1, description="Short sliding window in seconds (SENTIMON_MONITOR__SHORT_WINDOW_S)."
+    )
+    baseline_window_s: int = Field(
+        86_400, ge=1, description="Baseline window in seconds (SENTIMON_MONITOR__BASELINE_WINDOW_S)."
+    )
+    watchlist: list[str] = Field(
+        default_factory=lambda: ["AAPL", "MSFT", "AMZN", "GOOG", "FB", "BAC", "JPM", "TSLA"],
+        description="Tickers with their own series, JSON list (SENTIMON_MONITOR__WATCHLIST).",
+    )
+    min_volume: int = Field(
+        30, ge=1, description="Min short-window volume for a spike (SENTIMON_MONITOR__MIN_VOLUME)."
+    )
+    min_lift: float = Field(
+        0.15, ge=0, description="Min rise of negative share over baseline (SENTIMON_MONITOR__MIN_LIFT)."
+    )
+    dedup_capacity: int = Field(
+        1_000_000, ge=1, description="Ids remembered for de-duplication (SENTIMON_MONITOR__DEDUP_CAPACITY)."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Metrics bind address (SENTIMON_MONITOR__METRICS_HOST).")
+    metrics_port: int = Field(
+        19101, ge=0, lt=65536, description="Metrics/health port (SENTIMON_MONITOR__METRICS_PORT)."
+    )
+
+
+class NotifySettings(_Section):
+    """``sentimon notify`` Alertmanager webhook receiver (SENTIMON_NOTIFY__*)."""
+
+    host: str = Field("127.0.0.1", description="Bind address (SENTIMON_NOTIFY__HOST).")
+    port: int = Field(19102, ge=0, lt=65536, description="Port (SENTIMON_NOTIFY__PORT).")
+    secret: SecretStr | None = Field(
+        None, description="Shared secret expected as a Bearer token (SENTIMON_NOTIFY__SECRET)."
+    )
+    jsonl_path: Path | None = Field(
+        None, description="Where notifications are appended; default HOME/notifications.jsonl (SENTIMON_NOTIFY__JSONL_PATH)."
+    )
+    forward_url: str | None = Field(
+        None, description="Slack-compatible webhook to forward to (SENTIMON_NOTIFY__FORWARD_URL)."
+    )
+    max_body_bytes: int = Field(
+        1_000_000, ge=1, description="Larger requests are refused (SENTIMON_NOTIFY__MAX_BODY_BYTES)."
+    )
+
+
+class AlertSettings(_Section):
+    """Values rendered into the Prometheus rules (SENTIMON_ALERTS__*)."""
+
+    spike_for: str = Field("10m", description="`for:` of spike alerts (SENTIMON_ALERTS__SPIKE_FOR).")
+    spike_z: float = Field(3.0, gt=0, description="Spike z-score threshold (SENTIMON_ALERTS__SPIKE_Z).")
+    dashboard_url: str = Field(
+        "http://127.0.0.1:3000/d/sentimon-topics",
+        description="Dashboard link in alert annotations (SENTIMON_ALERTS__DASHBOARD_URL).",
+    )
+    group_wait: str = Field("30s", description="Alertmanager group_wait (SENTIMON_ALERTS__GROUP_WAIT).")
+    group_interval: str = Field(
+        "5m", description="Alertmanager group_interval (SENTIMON_ALERTS__GROUP_INTERVAL)."
+    )
+    repeat_interval: str = Field(
+        "4h", description="Alertmanager repeat_interval (SENTIMON_ALERTS__REPEAT_INTERVAL)."
+    )
+
+
+class Settings(BaseSettings):
+    """Everything a sentimon process needs to know. See the module docstring for sources."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    home: Path = Field(
+        default_factory=default_home,
+        description="State directory: stack data, logs, pid files (SENTIMON_HOME).",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level (SENTIMON_LOG_LEVEL)."
+    )
+    log_json: bool = Field(False, description="One JSON object per log line (SENTIMON_LOG_JSON).")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)  # type: ignore[arg-type]
+    topics: TopicSettings = Field(default_factory=TopicSettings)  # type: ignore[arg-type]
+    stack: StackSettings = Field(default_factory=StackSettings)  # type: ignore[arg-type]
+    model: ModelSettings = Field(default_factory=ModelSettings)  # type: ignore[arg-type]
+    scorer: ScorerSettings = Field(default_factory=ScorerSettings)  # type: ignore[arg-type]
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)  # type: ignore[arg-type]
+    notify: NotifySettings = Field(default_factory=NotifySettings)  # type: ignore[arg-type]
+    alerts: AlertSettings = Field(default_factory=AlertSettings)  # type: ignore[arg-type]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    def notifications_path(self) -> Path:
+        return self.notify.jsonl_path or self.home / "notifications.jsonl"
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads the file named by ``SENTIMON_CONFIG`` (set by ``--config`` too)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ is overridden
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get(CONFIG_ENV)
+        if not path:
+            return {}
+        return read_yaml(Path(path))
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Load a config file, with errors that name the file."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build :class:`Settings`, turning validation errors into one readable :class:`ConfigError`."""
+    if config_file is not None:
+        os.environ[CONFIG_ENV] = str(config_file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            env = ENV_PREFIX + "__".join(str(p) for p in err["loc"]).upper()
+            got = err.get("input")
+            # Never echo secrets, nor whole sections (they may hold a password).
+            hidden = isinstance(got, dict) or any(w in loc for w in ("password", "secret"))
+            shown = "" if hidden else f" (got {got!r})"
+            lines.append(f"  {loc or 'settings'} ({env}): {err['msg']}{shown}")
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None
+
+
+def env_reference() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every field, for docs and ``sentimon config --env``."""
+    rows: list[tuple[str, str, str]] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            ann = field.annotation
+            var = prefix + name.upper()
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                walk(ann, var + "__")
+                continue
+            default = field.get_default(call_default_factory=True)
+            rows.append((var, "" if default is None else str(default), field.description or ""))
+
+    walk(Settings, ENV_PREFIX)
+    return rows
