@@ -1,0 +1,77 @@
+"""The daemons' HTTP endpoint: ``/metrics`` (Prometheus), ``/healthz`` and ``/readyz``.
+
+Binds 127.0.0.1 unless configured otherwise. Liveness says the process serves requests;
+readiness is a callable supplied by the daemon (e.g. "joined the group and model loaded").
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+
+class DaemonHTTPServer:
+    """Serve metrics and health checks on a background thread."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        ready: Callable[[], bool] = lambda: True,
+        registry: CollectorRegistry = REGISTRY,
+    ) -> None:
+        self._ready = ready
+        self._registry = registry
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
+                                        name="http")
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> DaemonHTTPServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    self._send(200, generate_latest(outer._registry), CONTENT_TYPE_LATEST)
+                elif path == "/healthz":
+                    self._json(200, {"status": "ok"})
+                elif path == "/readyz":
+                    ok = bool(outer._ready())
+                    self._json(200 if ok else 503, {"ready": ok})
+                else:
+                    self._json(404, {"error": "not found"})
+
+            def _json(self, code: int, body: dict[str, Any]) -> None:
+                self._send(code, json.dumps(body).encode(), "application/json")
+
+            def _send(self, code: int, body: bytes, ctype: str) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # scrapes every few seconds would drown the daemon's own log
+
+        return Handler
