@@ -197,6 +197,10 @@ class MonitorSettings(_Section):
     min_lift: float = Field(
         0.15, ge=0, description="Min rise of negative share over baseline (SENTIMON_MONITOR__MIN_LIFT)."
     )
+    spike_z: float = Field(
+        3.0, gt=0, description="Min z-score of the short-window negative share against the baseline "
+        "share for a spike (SENTIMON_MONITOR__SPIKE_Z).",
+    )
     dedup_capacity: int = Field(
         1_000_000, ge=1, description="Ids remembered for de-duplication (SENTIMON_MONITOR__DEDUP_CAPACITY)."
     )
@@ -229,7 +233,6 @@ class AlertSettings(_Section):
     """Values rendered into the Prometheus rules (SENTIMON_ALERTS__*)."""
 
     spike_for: str = Field("10m", description="`for:` of spike alerts (SENTIMON_ALERTS__SPIKE_FOR).")
-    spike_z: float = Field(3.0, gt=0, description="Spike z-score threshold (SENTIMON_ALERTS__SPIKE_Z).")
     dashboard_url: str = Field(
         "http://127.0.0.1:3000/d/sentimon-topics",
         description="Dashboard link in alert annotations (SENTIMON_ALERTS__DASHBOARD_URL).",
