@@ -124,10 +124,6 @@ class StackSettings(_Section):
     alertmanager_port: int = Field(
         19094, gt=0, lt=65536, description="Alertmanager port (SENTIMON_STACK__ALERTMANAGER_PORT)."
     )
-    alertmanager_cluster_port: int = Field(
-        19095, gt=0, lt=65536,
-        description="Alertmanager gossip port (SENTIMON_STACK__ALERTMANAGER_CLUSTER_PORT).",
-    )
     scrape_interval: str = Field(
         "15s", description="Prometheus scrape/evaluation interval (SENTIMON_STACK__SCRAPE_INTERVAL)."
     )
