@@ -215,7 +215,9 @@ class NotifySettings(_Section):
         None, description="Shared secret expected as a Bearer token (SENTIMON_NOTIFY__SECRET)."
     )
     jsonl_path: Path | None = Field(
-        None, description="Where notifications are appended; default HOME/notifications.jsonl (SENTIMON_NOTIFY__JSONL_PATH)."
+        None,
+        description="Where notifications are appended; default HOME/notifications.jsonl "
+        "(SENTIMON_NOTIFY__JSONL_PATH).",
     )
     forward_url: str | None = Field(
         None, description="Slack-compatible webhook to forward to (SENTIMON_NOTIFY__FORWARD_URL)."

@@ -1,11 +1,140 @@
-"""Placeholder until built."""
+"""``sentimon doctor``: what is installed, what is found, what answers. Never prints secrets."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import importlib.util
+import json
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from sentimon import __version__
+from sentimon.config import Settings
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    required: bool = True
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("doctor", help="doctor (not built yet)")
-    p.set_defaults(func=lambda a, s: 1)
+    p = sub.add_parser(
+        "doctor",
+        help="check versions, tools, ONNX Runtime providers, GPU, and which servers answer",
+        description="Print what sentimon finds on this machine and whether the configured "
+        "Kafka, Prometheus and Alertmanager answer. Exit 1 when a required check fails.",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each server")
+    p.set_defaults(func=run)
+
+
+def _version_of(cmd: list[str], pattern: str = r"(\d+\.\d+[.\d]*)") -> str | None:
+    if shutil.which(cmd[0]) is None:
+        return None
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(pattern, proc.stdout + proc.stderr)
+    return match.group(1) if match else "unknown version"
+
+
+def _package(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def collect(settings: Settings, *, timeout_s: float = 5.0) -> list[Check]:
+    """Run every check; each is cheap and none needs the servers to be up."""
+    from sentimon.kafka.admin import wait_for_broker
+    from sentimon.stack import observability as obs
+    from sentimon.stack.kafka_broker import KAFKA_VERSION, cache_dir
+
+    checks = [
+        Check("sentimon", True, f"{__version__} on Python {platform.python_version()} "
+              f"({sys.executable})"),
+    ]
+    java = _version_of(["java", "-version"], r'version "([^"]+)"')
+    checks.append(Check("java", java is not None and int(java.split(".")[0]) >= 17,
+                        java or "not found (need 17+ for the Kafka broker)"))
+    mvn = _version_of(["mvn", "-v"], r"Apache Maven ([\d.]+)")
+    checks.append(Check("maven", mvn is not None, mvn or "not found (resolves the broker jars)"))
+    libs = cache_dir() / f"kafka_2.13-{KAFKA_VERSION}" / "libs"
+    checks.append(Check("kafka jars", True, f"{KAFKA_VERSION}: "
+                        + ("cached in " + str(libs) if (libs / ".complete").exists()
+                           else "not cached yet (first `stack up` resolves them)")))
+    for tool in ("prometheus", "promtool", "prometheus-alertmanager", "amtool"):
+        v = _version_of([tool, "--version"], r"version (\S+)")
+        checks.append(Check(tool, v is not None, v or "not found (Debian package)"))
+
+    ort = _package("onnxruntime-gpu") or _package("onnxruntime")
+    if ort is None:
+        checks.append(Check("onnxruntime", False, "not installed"))
+    else:
+        import onnxruntime
+
+        checks.append(Check("onnxruntime", True, f"{ort}; providers: "
+                            + ", ".join(onnxruntime.get_available_providers())))
+    gpu = _gpu_seen()
+    checks.append(Check("gpu", True, gpu, required=False))
+    for pkg in ("kafka-python", "tokenizers", "prometheus-client"):
+        v = _package(pkg)
+        checks.append(Check(pkg, v is not None, v or "not installed"))
+    torch = _package("torch")
+    checks.append(Check("torch (train extra)", True,
+                        torch or "not installed (only `train`/`export` need it)", required=False))
+    checks.append(_model_check(settings))
+
+    kafka = settings.kafka
+    where = f"{kafka.bootstrap_servers} ({kafka.security_protocol}" + (
+        f", {kafka.sasl_mechanism} as {kafka.sasl_username})" if kafka.sasl_mechanism else ")")
+    up = wait_for_broker(kafka, timeout_s=timeout_s)
+    checks.append(Check("kafka", up, ("answering at " if up else "not answering at ") + where))
+    for name, url in (("prometheus", obs.prometheus_url(settings)),
+                      ("alertmanager", obs.alertmanager_url(settings))):
+        ok = obs.http_ok(url + "/-/ready", timeout_s=timeout_s)
+        checks.append(Check(f"{name} server", ok, ("answering at " if ok else "not answering at ") + url))
+    return checks
+
+
+def _gpu_seen() -> str:
+    try:
+        from sentimon.model.providers import gpu_present
+    except ImportError:
+        return "unknown"
+    return "NVIDIA GPU present" if gpu_present() else "no GPU: scoring runs on CPU"
+
+
+def _model_check(settings: Settings) -> Check:
+    try:
+        from sentimon.model.inference import SentimentModel
+
+        model = SentimentModel.from_settings(settings)
+    except Exception as exc:  # a missing or broken release must not hide the other checks
+        return Check("model", False, f"cannot load: {exc}")
+    return Check("model", True, f"{model.name}@{model.version} on {model.provider} "
+                 f"({model.variant})")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    checks = collect(settings, timeout_s=args.timeout)
+    if args.json:
+        print(json.dumps([asdict(c) for c in checks], indent=2))
+    else:
+        width = max(len(c.name) for c in checks)
+        for c in checks:
+            mark = "ok  " if c.ok else ("FAIL" if c.required else "warn")
+            print(f"[{mark}] {c.name:<{width}}  {c.detail}")
+    return 0 if all(c.ok or not c.required for c in checks) else 1

@@ -46,7 +46,7 @@ def test_bad_value_names_field_and_variable(monkeypatch: pytest.MonkeyPatch) -> 
 def test_unknown_key_in_file_is_an_error(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("scorer:\n  max_bach: 7\n")
-    with pytest.raises(ConfigError, match="scorer.max_bach"):
+    with pytest.raises(ConfigError, match=r"scorer\.max_bach"):
         load_settings(cfg)
 
 
