@@ -1,16 +1,113 @@
-"""Subcommands of this package (placeholder until the package lands)."""
+"""Subcommands of ``sentimon.ingest``: ``score`` (the scorer daemon)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from sentimon.config import Settings
+
+SCORE_EPILOG = """\
+examples:
+  sentimon score                               run with the configured device and topics
+  sentimon score --device cpu --max-batch 64   force CPU, smaller batches
+  sentimon score --group-id scorer-b --topics sentimon.news
+  sentimon score --once                        score what is in the topics, then exit
+  sentimon score --max-records 10000           benchmark: exit after 10,000 records
+  SENTIMON_SCORER__METRICS_PORT=19110 sentimon score   a second process in the same group
+
+Run as many processes as there are partitions: one consumer group splits them. Each input
+record becomes one record on the scored topic or, if it cannot be used, one dead letter
+with its reason. Offsets are committed only after the broker acknowledged the output
+(at-least-once; a crash repeats records under the same id). SIGTERM or Ctrl-C finishes
+the batch in hand, commits and leaves the group. Metrics, /healthz and /readyz are served
+on scorer.metrics_host:metrics_port (default 127.0.0.1:19100). See docs/scorer.md.
+"""
+
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    for name in "score,replay".split(","):
-        p = sub.add_parser(name, help=f"{name} (not built yet)")
-        p.set_defaults(func=_todo)
+    """Add this package's subcommands (one line per subcommand)."""
+    _add_score(sub)
 
 
-def _todo(args: argparse.Namespace, settings: object) -> int:
-    raise SystemExit(f"sentimon {args.command}: not built yet")
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _add_score(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser(
+        "score",
+        help="scorer daemon: Kafka input topics -> ONNX model -> sentimon.scored",
+        description="Consume news and comments, score them in micro-batches with the "
+        "ONNX model (GPU or CPU) and produce one scored record per input.",
+        epilog=SCORE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--device", choices=["auto", "cuda", "cpu"],
+                   help="execution provider; auto = CUDA when available (model.device)")
+    p.add_argument("--max-batch", type=_positive_int, metavar="N",
+                   help="max records per model run (scorer.max_batch)")
+    p.add_argument("--max-batch-tokens", type=_positive_int, metavar="N",
+                   help="max tokens per model run (scorer.max_batch_tokens)")
+    p.add_argument("--max-wait-ms", type=_non_negative_int, metavar="MS",
+                   help="max wait to fill a batch (scorer.max_wait_ms)")
+    p.add_argument("--group-id", metavar="ID", help="consumer group (scorer.group_id)")
+    p.add_argument("--topics", metavar="T1,T2",
+                   help="input topics, comma-separated (default topics.news,topics.comments)")
+    stop = p.add_argument_group("stopping (tests and benchmarks)")
+    stop.add_argument("--once", action="store_true",
+                      help="exit once every assigned partition is drained (lag 0)")
+    stop.add_argument("--max-records", type=_positive_int, metavar="N",
+                      help="exit after N records are scored or dead-lettered")
+    stop.add_argument("--idle-exit-s", type=float, metavar="S",
+                      help="exit after S seconds without a new record")
+    p.set_defaults(func=run_score)
+
+
+def run_score(args: argparse.Namespace, settings: Settings) -> int:
+    """``sentimon score``: load the model, then consume until stopped."""
+    import logging
+
+    from sentimon.ingest.scorer import Scorer
+    from sentimon.model.inference import SentimentModel
+
+    from sentimon.kafka import GracefulStop
+
+    log = logging.getLogger("sentimon.ingest.score")
+    settings = with_score_args(settings, args)
+    stop = GracefulStop.install()
+    log.info("loading model", extra={"device": settings.model.device,
+                                     "variant": settings.model.variant})
+    model = SentimentModel.from_settings(settings)
+    log.info("model loaded", extra={"model": f"{model.name}@{model.version}",
+                                    "provider": model.provider, "variant": model.variant})
+    topics = [t.strip() for t in args.topics.split(",") if t.strip()] if args.topics else None
+    scorer = Scorer(settings, model, topics=topics, stop=stop, max_records=args.max_records,
+                    idle_exit_s=args.idle_exit_s, once=args.once)
+    return scorer.run()
+
+
+def with_score_args(settings: Settings, args: argparse.Namespace) -> Settings:
+    """``settings`` with the command-line overrides of ``sentimon score`` applied."""
+    scorer = {k: v for k, v in {
+        "max_batch": args.max_batch,
+        "max_batch_tokens": args.max_batch_tokens,
+        "max_wait_ms": args.max_wait_ms,
+        "group_id": args.group_id,
+    }.items() if v is not None}
+    update: dict[str, Any] = {}
+    if scorer:
+        update["scorer"] = settings.scorer.model_copy(update=scorer)
+    if args.device:
+        update["model"] = settings.model.model_copy(update={"device": args.device})
+    return settings.model_copy(update=update) if update else settings

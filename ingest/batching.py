@@ -1,0 +1,90 @@
+"""Micro-batches closed by record count, total tokens or age, whichever comes first.
+
+Pure logic with an injectable clock, so the limits are unit-tested without Kafka or a model.
+Items keep their arrival order across batches, which is what lets the scorer commit the
+highest offset of a batch once it has been produced.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Batch(Generic[T]):
+    """Items in arrival order and the tokens they hold."""
+
+    items: list[T] = field(default_factory=list)
+    tokens: int = 0
+    opened_at: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class MicroBatcher(Generic[T]):
+    """Collects items into batches of at most ``max_items`` items and ``max_tokens`` tokens.
+
+    A batch is also due ``max_wait_s`` after its first item arrived. One item that alone
+    holds more than ``max_tokens`` tokens is a batch of its own: never split, never refused.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_items: int,
+        max_tokens: int,
+        max_wait_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_items < 1 or max_tokens < 1 or max_wait_s < 0:
+            raise ValueError("max_items and max_tokens must be >= 1, max_wait_s >= 0")
+        self.max_items = max_items
+        self.max_tokens = max_tokens
+        self.max_wait_s = max_wait_s
+        self._clock = clock
+        self._open: Batch[T] = Batch()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    @property
+    def room(self) -> int:
+        """Items the open batch can still take (by count)."""
+        return self.max_items - len(self._open)
+
+    def add(self, item: T, tokens: int = 0) -> list[Batch[T]]:
+        """Add one item; return the batches this closed (by count or tokens), oldest first."""
+        closed: list[Batch[T]] = []
+        if self._open.items and self._open.tokens + tokens > self.max_tokens:
+            closed.append(self._take())
+        if not self._open.items:
+            self._open.opened_at = self._clock()
+        self._open.items.append(item)
+        self._open.tokens += tokens
+        if len(self._open) >= self.max_items or self._open.tokens >= self.max_tokens:
+            closed.append(self._take())
+        return closed
+
+    def due(self) -> bool:
+        """True when the open batch is non-empty and has waited ``max_wait_s``."""
+        return bool(self._open.items) and self.time_left() <= 0
+
+    def time_left(self) -> float:
+        """Seconds until the open batch is due; ``max_wait_s`` when it is empty."""
+        if not self._open.items:
+            return self.max_wait_s
+        return max(0.0, self._open.opened_at + self.max_wait_s - self._clock())
+
+    def flush(self) -> Batch[T] | None:
+        """Close and return the open batch, or None when it is empty."""
+        return self._take() if self._open.items else None
+
+    def _take(self) -> Batch[T]:
+        batch, self._open = self._open, Batch()
+        return batch
