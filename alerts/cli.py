@@ -1,16 +1,89 @@
-"""Subcommands of this package (placeholder until the package lands)."""
+"""``sentimon notify``: run the Alertmanager webhook receiver."""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import logging
+import sys
+from pathlib import Path
 from typing import Any
+
+from sentimon.config import Settings
+
+log = logging.getLogger(__name__)
+
+NOTIFY_EPILOG = """\
+Alertmanager posts to http://HOST:PORT/alertmanager (see `sentimon.deploy.render`).
+Each alert is printed as one line, appended as JSON to the notifications file and,
+with --forward-url, posted to a Slack-compatible webhook as {"text": ...}.
+/metrics, /healthz and /readyz are served on the same port.
+
+examples:
+  sentimon notify
+  sentimon notify --port 29102 --jsonl /tmp/alerts.jsonl
+  SENTIMON_NOTIFY__SECRET=s3cr3t sentimon notify --forward-url https://hooks.slack.com/services/T/B/X
+  tail -f ~/.local/state/sentimon/notifications.jsonl | jq .text
+"""
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    for name in "notify".split(","):
-        p = sub.add_parser(name, help=f"{name} (not built yet)")
-        p.set_defaults(func=_todo)
+    p = sub.add_parser(
+        "notify",
+        help="receive Alertmanager notifications (print, JSONL, forward)",
+        description="Receive Alertmanager webhook notifications: print them, append them to "
+        "a JSONL file and optionally forward them to a Slack-compatible webhook.",
+        epilog=NOTIFY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--host", help="bind address (default notify.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default notify.port, 19102)")
+    p.add_argument("--jsonl", type=Path, metavar="FILE",
+                   help="notifications file (default HOME/notifications.jsonl)")
+    p.add_argument("--forward-url", metavar="URL",
+                   help="Slack-compatible webhook to forward to (default notify.forward_url)")
+    p.set_defaults(func=run)
 
 
-def _todo(args: argparse.Namespace, settings: object) -> int:
-    raise SystemExit(f"sentimon {args.command}: not built yet")
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve until SIGTERM/SIGINT."""
+    from sentimon.alerts.notify import WEBHOOK_PATH, NotifyServer
+
+    from sentimon.kafka import GracefulStop
+
+    n = settings.notify
+    host = args.host or n.host
+    port = args.port if args.port is not None else n.port
+    jsonl = args.jsonl or settings.notifications_path()
+    forward_url = args.forward_url or n.forward_url
+    secret = n.secret.get_secret_value() if n.secret else None
+    if secret is None and not _is_loopback(host):
+        log.warning("listening beyond loopback without a shared secret; "
+                    "set SENTIMON_NOTIFY__SECRET", extra={"host": host})
+    stop = GracefulStop.install()
+    try:
+        server = NotifyServer(
+            host=host, port=port, jsonl_path=jsonl, secret=secret,
+            forward_url=forward_url, max_body_bytes=n.max_body_bytes,
+        ).start()
+    except OSError as exc:
+        print(f"sentimon notify: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        return 1
+    log.info("notify receiver listening", extra={
+        "url": f"http://{host}:{server.port}{WEBHOOK_PATH}", "jsonl": str(jsonl),
+        "forward": bool(forward_url), "secret": secret is not None,
+    })
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        server.stop()
+    log.info("notify receiver stopped")
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

@@ -1,0 +1,361 @@
+"""``sentimon notify``: formatting, and the real HTTP receiver (auth, limits, JSONL, forward)."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sentimon.alerts.notify import (
+    NotifyServer,
+    PayloadError,
+    describe,
+    notification_record,
+    parse_payload,
+)
+
+SPIKE = {
+    "status": "firing",
+    "labels": {
+        "alertname": "NegativeSentimentSpike", "topic": "Macro", "severity": "warning",
+        "job": "sentimon-monitor", "instance": "127.0.0.1:19101",
+    },
+    "annotations": {
+        "summary": "Negative sentiment spike on topic Macro: negative share 45% vs baseline 12%"
+        " over 120 records in the short window (z=4.2).",
+        "dashboard_url": "http://127.0.0.1:3000/d/sentimon-topics?var-topic=Macro",
+    },
+    "startsAt": "2026-11-25T03:00:00.000Z",
+    "endsAt": "0001-01-01T00:00:00Z",
+    "generatorURL": "http://127.0.0.1:19090/graph?g0.expr=sentimon_topic_spike+%3D%3D+1",
+    "fingerprint": "a1b2c3d4e5f60718",
+}
+TICKER_RESOLVED = {
+    "status": "resolved",
+    "labels": {"alertname": "TickerNegativeSpike", "ticker": "TSLA", "severity": "warning"},
+    "annotations": {"summary": "Negative sentiment spike on ticker TSLA: negative share 62%"},
+    "startsAt": "2026-11-25T02:00:00Z",
+    "endsAt": "2026-11-25T02:40:00Z",
+    "fingerprint": "0f0e0d0c0b0a0908",
+}
+
+
+def webhook(*alerts: dict[str, Any]) -> dict[str, Any]:
+    """An Alertmanager (0.25) webhook body, version 4."""
+    return {
+        "version": "4", "groupKey": '{}:{alertname="NegativeSentimentSpike"}',
+        "truncatedAlerts": 0, "status": "firing", "receiver": "sentimon-notify",
+        "groupLabels": {"alertname": "NegativeSentimentSpike"}, "commonLabels": {},
+        "commonAnnotations": {}, "externalURL": "http://127.0.0.1:19094",
+        "alerts": list(alerts),
+    }
+
+
+# --- formatting -------------------------------------------------------------------------------
+
+def test_describe_firing_topic_spike() -> None:
+    assert describe(SPIKE) == (
+        "[FIRING] NegativeSentimentSpike topic=Macro job=sentimon-monitor "
+        "instance=127.0.0.1:19101 (warning): Negative sentiment spike on topic Macro: negative "
+        "share 45% vs baseline 12% over 120 records in the short window (z=4.2). "
+        "http://127.0.0.1:3000/d/sentimon-topics?var-topic=Macro"
+    )
+
+
+def test_describe_resolved_ticker_spike() -> None:
+    assert describe(TICKER_RESOLVED) == (
+        "[RESOLVED] TickerNegativeSpike ticker=TSLA (warning): Negative sentiment spike on "
+        "ticker TSLA: negative share 62% (resolved at 2026-11-25T02:40:00Z)"
+    )
+
+
+def test_describe_copes_with_a_bare_alert() -> None:
+    assert describe({"labels": {}}) == "[UNKNOWN] (unnamed alert)"
+    multi_line = {"status": "firing", "labels": {"alertname": "X", "kind": "news"},
+                  "annotations": {"description": "two\n  lines"}}
+    assert describe(multi_line) == "[FIRING] X kind=news: two lines"
+
+
+def test_notification_record_keeps_labels_and_times() -> None:
+    from datetime import UTC, datetime
+
+    rec = notification_record(SPIKE, webhook(SPIKE), received_at=datetime(2026, 1, 2, tzinfo=UTC))
+    assert rec["received_at"] == "2026-01-02T00:00:00Z"
+    assert rec["status"] == "firing" and rec["alertname"] == "NegativeSentimentSpike"
+    assert rec["labels"]["topic"] == "Macro"
+    assert rec["fingerprint"] == "a1b2c3d4e5f60718" and rec["receiver"] == "sentimon-notify"
+    assert rec["text"] == describe(SPIKE)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"alerts": {}}', "'alerts' must be a list"),
+        (b'{"alerts": [{"status": "firing"}]}', r"alerts\[0\]"),
+        (b'{"alerts": [{"labels": {}, "annotations": []}]}', r"alerts\[0\]\.annotations"),
+    ],
+)
+def test_parse_payload_rejects(body: bytes, message: str) -> None:
+    with pytest.raises(PayloadError, match=message):
+        parse_payload(body)
+
+
+# --- the real receiver ------------------------------------------------------------------------
+
+class Receiver:
+    def __init__(self, tmp_path: Path, **options: Any) -> None:
+        self.out = io.StringIO()
+        self.jsonl = tmp_path / "n" / "notifications.jsonl"
+        self.server = NotifyServer(
+            host="127.0.0.1", port=0, jsonl_path=self.jsonl, out=self.out, **options
+        ).start()
+        self.url = f"http://127.0.0.1:{self.server.port}"
+
+    def post(
+        self, body: bytes | dict[str, Any], *, path: str = "/alertmanager",
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
+        try:
+            conn.request("POST", path, body=data, headers={
+                "Content-Type": "application/json", **(headers or {})
+            })
+            resp = conn.getresponse()
+            return resp.status, json.loads(resp.read() or b"{}")
+        finally:
+            conn.close()
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.jsonl.exists():
+            return []
+        return [json.loads(line) for line in self.jsonl.read_text().splitlines()]
+
+    def metric(self, name: str, **labels: str) -> float:
+        return metric_value(self.url, name, **labels)
+
+
+def metric_value(url: str, name: str, **labels: str) -> float:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
+    for line in text.splitlines():
+        if line.startswith(want + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{want} not in /metrics:\n{text}")
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[Receiver]:
+    r = Receiver(tmp_path, max_body_bytes=10_000)
+    yield r
+    r.server.stop()
+
+
+def test_receiver_prints_stores_and_counts_alerts(receiver: Receiver) -> None:
+    status, body = receiver.post(webhook(SPIKE, TICKER_RESOLVED))
+    assert (status, body) == (200, {"received": 2})
+    assert receiver.out.getvalue().splitlines() == [describe(SPIKE), describe(TICKER_RESOLVED)]
+    records = receiver.records()
+    assert [r["status"] for r in records] == ["firing", "resolved"]
+    assert records[0]["labels"]["topic"] == "Macro"
+    assert records[1]["labels"]["ticker"] == "TSLA"
+    assert receiver.metric("sentimon_notify_alerts_received_total", status="firing") == 1
+    assert receiver.metric("sentimon_notify_alerts_received_total", status="resolved") == 1
+    # A second notification is appended, not written over.
+    assert receiver.post(webhook(SPIKE))[0] == 200
+    assert len(receiver.records()) == 3
+    assert receiver.metric("sentimon_notify_alerts_received_total", status="firing") == 2
+
+
+def test_receiver_serves_health(receiver: Receiver) -> None:
+    with urllib.request.urlopen(f"{receiver.url}/healthz", timeout=5) as resp:
+        assert resp.status == 200
+
+
+def test_bad_json_is_400_and_nothing_stored(receiver: Receiver) -> None:
+    status, body = receiver.post(b'{"alerts": [')
+    assert status == 400 and "not valid JSON" in body["error"]
+    status, body = receiver.post({"alerts": "none"})
+    assert status == 400 and "list" in body["error"]
+    assert receiver.records() == [] and receiver.out.getvalue() == ""
+    assert receiver.metric("sentimon_notify_requests_rejected_total", reason="bad_payload") == 2
+
+
+def test_other_paths_are_404(receiver: Receiver) -> None:
+    assert receiver.post(webhook(SPIKE), path="/")[0] == 404
+    assert receiver.records() == []
+
+
+def test_oversize_body_is_refused_before_it_is_read(receiver: Receiver) -> None:
+    # Announce 50 MB and send none of it: a receiver that read the body would wait for it.
+    with socket.create_connection(("127.0.0.1", receiver.server.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /alertmanager HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 50000000\r\n\r\n{"
+        )
+        started = time.monotonic()
+        reply = sock.recv(4096).decode()
+    assert reply.startswith("HTTP/1.0 413") or reply.startswith("HTTP/1.1 413"), reply
+    assert time.monotonic() - started < 2
+    # Just over the configured limit, sent in full, is refused the same way.
+    status, _ = receiver.post(b"x" * 10_001)
+    assert status == 413
+    assert receiver.records() == []
+
+
+def test_missing_content_length_is_411(receiver: Receiver) -> None:
+    with socket.create_connection(("127.0.0.1", receiver.server.port), timeout=5) as sock:
+        sock.sendall(b"POST /alertmanager HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                     b"\r\n2\r\n{}\r\n0\r\n\r\n")
+        assert b" 411 " in sock.recv(4096)
+
+
+def test_shared_secret(tmp_path: Path) -> None:
+    r = Receiver(tmp_path, secret="s3cr3t")
+    try:
+        assert r.post(webhook(SPIKE))[0] == 401
+        assert r.post(webhook(SPIKE), headers={"Authorization": "Bearer wrong"})[0] == 401
+        assert r.post(webhook(SPIKE), headers={"Authorization": "Basic s3cr3t"})[0] == 401
+        assert r.post(webhook(SPIKE), headers={"Authorization": "Bearer s3cr3tX"})[0] == 401
+        assert r.records() == []
+        assert r.metric("sentimon_notify_requests_rejected_total", reason="unauthorized") == 4
+        assert r.post(webhook(SPIKE), headers={"Authorization": "Bearer s3cr3t"})[0] == 200
+        assert len(r.records()) == 1
+    finally:
+        r.server.stop()
+
+
+def test_unwritable_file_is_500_so_alertmanager_retries(tmp_path: Path) -> None:
+    r = Receiver(tmp_path)
+    r.jsonl.mkdir(parents=True)  # a directory where the file should be
+    try:
+        status, body = r.post(webhook(SPIKE))
+        assert status == 500 and "cannot store" in body["error"]
+        assert r.metric("sentimon_notify_alerts_received_total", status="firing") == 0
+    finally:
+        r.server.stop()
+
+
+class ChatServer:
+    """A local Slack-compatible endpoint that records what it is sent."""
+
+    def __init__(self, *, code: int = 200) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.event = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                n = int(self.headers["Content-Length"])
+                outer.received.append(json.loads(self.rfile.read(n)))
+                self.send_response(code)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+                outer.event.set()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hooks/T/B/X"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def wait_for(predicate: Any, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def test_forwards_to_a_slack_compatible_webhook(tmp_path: Path) -> None:
+    chat = ChatServer()
+    r = Receiver(tmp_path, forward_url=chat.url)
+    try:
+        assert r.post(webhook(SPIKE, TICKER_RESOLVED))[0] == 200
+        assert chat.event.wait(10)
+        assert chat.received == [{"text": describe(SPIKE) + "\n" + describe(TICKER_RESOLVED)}]
+        wait_for(lambda: r.metric("sentimon_notify_forwarded_total", result="ok") == 1)
+    finally:
+        r.server.stop()
+        chat.close()
+
+
+@pytest.mark.parametrize("broken", ["refused", "http_500"])
+def test_forward_failures_are_counted_and_never_crash(tmp_path: Path, broken: str) -> None:
+    chat = ChatServer(code=500)
+    if broken == "refused":
+        chat.close()  # nothing listens there any more
+    r = Receiver(tmp_path, forward_url=chat.url)
+    try:
+        assert r.post(webhook(SPIKE))[0] == 200
+        wait_for(lambda: r.metric("sentimon_notify_forwarded_total", result="error") == 1)
+        assert len(r.records()) == 1  # still stored
+        assert r.post(webhook(SPIKE))[0] == 200  # and still serving
+        wait_for(lambda: r.metric("sentimon_notify_forwarded_total", result="error") == 2)
+    finally:
+        r.server.stop()
+        if broken != "refused":
+            chat.close()
+
+
+def test_cli_daemon_receives_and_stops_on_sigterm(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    jsonl = tmp_path / "out.jsonl"
+    env = {**os.environ, "SENTIMON_HOME": str(tmp_path), "SENTIMON_NOTIFY__SECRET": "k"}
+    env.pop("SENTIMON_CONFIG", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sentimon", "notify", "--port", str(port), "--jsonl", str(jsonl)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            try:
+                return urllib.request.urlopen(f"{url}/healthz", timeout=1).status == 200
+            except OSError:
+                return False
+
+        wait_for(up, timeout_s=30)
+        req = urllib.request.Request(
+            f"{url}/alertmanager", data=json.dumps(webhook(SPIKE)).encode(), method="POST",
+            headers={"Authorization": "Bearer k", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            assert resp.status == 200
+        assert metric_value(url, "sentimon_notify_alerts_received_total", status="firing") == 1
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert out.splitlines() == [describe(SPIKE)]
+    assert json.loads(jsonl.read_text())["labels"]["topic"] == "Macro"
+    assert "notify receiver stopped" in err
