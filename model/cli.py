@@ -1,16 +1,138 @@
-"""Subcommands of this package (placeholder until the package lands)."""
+"""``sentimon train | export | evaluate``: fine-tune, export to ONNX, measure.
+
+Heavy imports (torch, transformers, onnxruntime) happen inside the handlers, so
+``sentimon --help`` stays fast and the scorer never pays for them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+from pathlib import Path
 from typing import Any
+
+from sentimon.config import Settings
+
+log = logging.getLogger(__name__)
+
+TRAIN_EPILOG = """\
+examples:
+  sentimon train --out runs/train                     # full run, all-MiniLM-L6-v2 base
+  sentimon train --out runs/train --resume            # continue after an interruption
+  sentimon train --base /models/finbert --epochs 3    # any local HF encoder directory
+  sentimon train --limit 300 --max-steps 20 --out /tmp/tiny   # smoke test
+
+Data: --data DIR, else $SENTIMON_DATA_DIR, else ../shared/data next to the repository.
+Writes OUT/model (best epoch on the dev split, HF format + heads), OUT/checkpoints,
+OUT/train_config.json and OUT/train_summary.json.
+"""
+
+EXPORT_EPILOG = """\
+examples:
+  sentimon export runs/train/model --out runs/export          # fp32 + int8 + fp16 ONNX
+  sentimon export runs/train/model --out runs/export --release
+        # also replace model/release/ with int8 + fp16 + tokenizer + model card
+"""
+
+EVAL_EPILOG = """\
+examples:
+  sentimon evaluate runs/export                        # every ONNX variant found there
+  sentimon evaluate model/release --variant int8       # the shipped CPU model
+  sentimon evaluate runs/export --card                 # also (re)write the model card
+"""
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    for name in "train,export,evaluate".split(","):
-        p = sub.add_parser(name, help=f"{name} (not built yet)")
-        p.set_defaults(func=_todo)
+    """Add ``train``, ``export`` and ``evaluate`` to the ``sentimon`` command."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = sub.add_parser(
+        "train",
+        help="fine-tune the two-head (topic + sentiment) encoder",
+        description="Multi-task fine-tuning on the Twitter financial topic and sentiment sets.",
+        epilog=TRAIN_EPILOG,
+        formatter_class=fmt,
+    )
+    p.add_argument("--out", type=Path, default=Path("runs/train"), help="output directory")
+    p.add_argument("--base", type=Path, help="local HF encoder directory (default all-MiniLM-L6-v2)")
+    p.add_argument("--data", type=Path, help="data root holding twitter_fin_topic/ and _sentiment/")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=8e-5, help="encoder learning rate (heads 10x)")
+    p.add_argument("--max-length", type=int, default=64, help="token truncation for training")
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--patience", type=int, default=2, help="early-stop after N epochs w/o gain")
+    p.add_argument("--limit", type=int, help="rows per file (tiny runs)")
+    p.add_argument("--max-steps", type=int, help="stop after N optimiser steps")
+    p.add_argument("--save-every", type=int, default=200, help="mid-epoch checkpoint interval")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads, 0 = default")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_train)
+
+    p = sub.add_parser(
+        "export",
+        help="export a trained model to ONNX (fp32, int8, fp16), optionally as the release",
+        description="Export to ONNX, optimise with ORT's transformer optimizer, quantise.",
+        epilog=EXPORT_EPILOG,
+        formatter_class=fmt,
+    )
+    p.add_argument("model_dir", type=Path, help="OUT/model of `sentimon train`")
+    p.add_argument("--out", type=Path, default=Path("runs/export"), help="output directory")
+    p.add_argument("--version", default=None, help="model version (default from date)")
+    p.add_argument("--release", action="store_true", help="replace model/release/ as well")
+    p.add_argument("--data", type=Path, help="data root (for int8 agreement / release card)")
+    p.add_argument("--skip-fp16", action="store_true")
+    p.set_defaults(func=run_export)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="metrics of exported ONNX variants on both validation splits",
+        description="Accuracy, macro-F1, per-class P/R/F1 and confusion matrices per head.",
+        epilog=EVAL_EPILOG,
+        formatter_class=fmt,
+    )
+    p.add_argument("onnx_dir", type=Path, nargs="?", help="export or release directory")
+    p.add_argument("--variant", action="append", choices=["fp32", "int8", "fp16"],
+                   help="variant(s) to evaluate (default: all present)")
+    p.add_argument("--data", type=Path, help="data root")
+    p.add_argument("--limit", type=int, help="first N rows of each validation split")
+    p.add_argument("--json", type=Path, help="write the metrics JSON here")
+    p.add_argument("--card", action="store_true", help="write model_card.json + MODEL_CARD.md")
+    p.set_defaults(func=run_evaluate)
 
 
-def _todo(args: argparse.Namespace, settings: object) -> int:
-    raise SystemExit(f"sentimon {args.command}: not built yet")
+def run_train(args: argparse.Namespace, settings: Settings) -> int:
+    """Handler of ``sentimon train``."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentimon.model.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        out=str(args.out),
+        base=str(args.base) if args.base else None,
+        data=str(args.data) if args.data else None,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        max_length=args.max_length,
+        seed=args.seed,
+        patience=args.patience,
+        limit=args.limit,
+        max_steps=args.max_steps,
+        save_every=args.save_every,
+        threads=args.threads,
+    )
+    model_dir = train(cfg, resume=args.resume, progress=not args.no_progress)
+    print(f"best model: {model_dir}")
+    return 0
+
+
+def run_export(args: argparse.Namespace, settings: Settings) -> int:
+    """Handler of ``sentimon export``."""
+    raise SystemExit("sentimon export: not built yet")
+
+
+def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    """Handler of ``sentimon evaluate``."""
+    raise SystemExit("sentimon evaluate: not built yet")
