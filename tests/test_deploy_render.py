@@ -131,3 +131,90 @@ def test_amtool_accepts_the_example_as_shipped_and_uncommented(tmp_path: Path) -
     assert {r["name"] for r in config["receivers"]} == {
         "sentimon-notify", "ops-email", "analysts-slack"
     }
+
+
+def _free_ports(n: int) -> list[int]:
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _post_alerts(am_url: str, alerts: list[dict]) -> None:
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"{am_url}/api/v2/alerts", data=json.dumps(alerts).encode(), method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 200
+
+
+@pytest.mark.integration
+def test_real_alertmanager_delivers_to_notify_and_inhibits_spikes(tmp_path: Path) -> None:
+    """Rendered config in a real Alertmanager: bearer secret accepted by the real receiver,
+    spike notifications held back while ScorerDown fires and delivered once it resolves."""
+    import io
+    import time
+    from datetime import UTC, datetime
+
+    from sentimon.alerts.notify import NotifyServer
+
+    from sentimon.stack import observability as obs
+    from sentimon.stack.manager import Stack
+
+    am_port, notify_port = _free_ports(2)
+    settings = Settings(
+        home=tmp_path / "home",
+        stack={"alertmanager_port": am_port},
+        notify={"port": notify_port, "secret": "am-to-notify"},
+        alerts={"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
+    )
+    out = io.StringIO()
+    receiver = NotifyServer(
+        host="127.0.0.1", port=notify_port, jsonl_path=tmp_path / "n.jsonl",
+        secret="am-to-notify", out=out,
+    ).start()
+    stack = Stack(settings)
+    try:
+        stack.up(["alertmanager"], timeout_s=60)
+        am = obs.alertmanager_url(settings)
+        scorer_down = {"labels": {"alertname": "ScorerDown", "job": "sentimon-scorer",
+                                  "severity": "critical"},
+                       "annotations": {"summary": "Scorer (no target) is down"}}
+        spike = {"labels": {"alertname": "NegativeSentimentSpike", "topic": "Macro",
+                            "severity": "warning"},
+                 "annotations": {"summary": "Negative sentiment spike on topic Macro"}}
+        _post_alerts(am, [scorer_down, spike])
+
+        def lines() -> list[str]:
+            return out.getvalue().splitlines()
+
+        deadline = time.monotonic() + 30
+        while not any("ScorerDown" in line for line in lines()):
+            assert time.monotonic() < deadline, f"no ScorerDown notification; got {lines()}"
+            time.sleep(0.2)
+        time.sleep(4)  # several group intervals: time enough for a spike to slip through
+        assert not any("NegativeSentimentSpike" in line for line in lines()), lines()
+        assert lines()[0].startswith("[FIRING] ScorerDown job=sentimon-scorer")
+
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        _post_alerts(am, [{**scorer_down, "endsAt": now}])
+        deadline = time.monotonic() + 30
+        while not any("NegativeSentimentSpike" in line for line in lines()):
+            assert time.monotonic() < deadline, f"spike never delivered; got {lines()}"
+            time.sleep(0.2)
+        assert any(line.startswith("[RESOLVED] ScorerDown") for line in lines()), lines()
+        assert "[FIRING] NegativeSentimentSpike topic=Macro (warning)" in out.getvalue()
+        rejected = receiver.metrics.rejected.labels(reason="unauthorized")._value.get()
+        assert rejected == 0
+    finally:
+        stack.down(["alertmanager"])
+        receiver.stop()
