@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from sentimon.config import Settings
@@ -28,6 +29,7 @@ on scorer.metrics_host:metrics_port (default 127.0.0.1:19100). See docs/scorer.m
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add this package's subcommands (one line per subcommand)."""
     _add_score(sub)
+    _add_replay(sub)
 
 
 def _positive_int(text: str) -> int:
@@ -79,9 +81,8 @@ def run_score(args: argparse.Namespace, settings: Settings) -> int:
     import logging
 
     from sentimon.ingest.scorer import Scorer
-    from sentimon.model.inference import SentimentModel
-
     from sentimon.kafka import GracefulStop
+    from sentimon.model.inference import SentimentModel
 
     log = logging.getLogger("sentimon.ingest.score")
     settings = with_score_args(settings, args)
@@ -111,3 +112,85 @@ def with_score_args(settings: Settings, args: argparse.Namespace) -> Settings:
     if args.device:
         update["model"] = settings.model.model_copy(update={"device": args.device})
     return settings.model_copy(update=update) if update else settings
+
+
+REPLAY_EPILOG = """\
+examples:
+  sentimon replay deploy/demo/comments.csv --speedup 20000 --retime
+  sentimon replay ../shared/data/stocknet_tweets/stocknet_tweets.csv --lang en --rate 200
+  sentimon replay ../shared/data/news_headlines_2017_2020/headlines_normalized.csv --kind news
+  sentimon replay deploy/demo/news.csv --rate 20 --retime --inject Earnings --inject-after 60
+
+CSV files need a text column (text, Headlines, title); ts/Time, id/tweet_id, tickers
+(semicolon-separated), lang, source and description (news lead) are used when present.
+JSONL files hold one input message per line. --retime moves event times to now, as a live
+stream; without it the original timestamps are sent. --inject adds a burst of real
+Bearish-labelled texts that the released model assigns to the given topic.
+"""
+
+
+def _add_replay(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser(
+        "replay",
+        help="stream a CSV/JSONL data set into the input topics, paced, with optional burst",
+        description="Replay a data set into Kafka as sentimon input messages.",
+        epilog=REPLAY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file", type=Path, help="CSV or JSONL file")
+    p.add_argument("--kind", choices=["news", "comment"],
+                   help="message kind; default guessed from the file name (news/headline -> news)")
+    p.add_argument("--topic", help="target topic (default topics.news or topics.comments by kind)")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument("--speedup", type=float, metavar="X",
+                      help="replay X times faster than the file's own timestamps")
+    pace.add_argument("--rate", type=float, metavar="N", help="send N messages per second")
+    p.add_argument("--retime", action="store_true", help="rewrite event times to now (live stream)")
+    p.add_argument("--limit", type=_positive_int, metavar="N", help="send only the first N rows")
+    p.add_argument("--lang", metavar="CODE", help="keep rows whose lang column equals CODE (e.g. en)")
+    inj = p.add_argument_group("negative burst")
+    inj.add_argument("--inject", metavar="TOPIC", help="model topic name, e.g. Earnings")
+    inj.add_argument("--inject-count", type=_positive_int, default=150, metavar="N")
+    inj.add_argument("--inject-after", type=float, default=0.0, metavar="S",
+                     help="seconds into the replay at which the burst starts")
+    inj.add_argument("--inject-rate", type=float, default=10.0, metavar="N",
+                     help="burst messages per second")
+    inj.add_argument("--inject-pool", type=Path, metavar="FILE",
+                     help="Bearish-labelled texts to draw from (default deploy/demo/negative.csv)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_replay)
+
+
+def run_replay(args: argparse.Namespace, settings: Settings) -> int:
+    """``sentimon replay``: load, schedule, optionally inject, produce."""
+    import sys
+    from importlib.resources import files
+
+    from sentimon.ingest import replay
+    from sentimon.kafka import GracefulStop, make_producer
+
+    kind = args.kind or ("news" if any(w in args.file.name.lower() for w in ("news", "headline"))
+                         else "comment")
+    topic = args.topic or (settings.topics.news if kind == "news" else settings.topics.comments)
+    try:
+        items = replay.load_items(args.file, kind=kind, lang=args.lang, limit=args.limit)
+        offsets = replay.Schedule(speedup=args.speedup, rate=args.rate).offsets(items)
+        if args.inject:
+            from sentimon.model.inference import SentimentModel
+
+            pool = args.inject_pool or Path(str(files("sentimon.deploy").joinpath("demo", "negative.csv")))
+            burst = replay.burst_items(pool, topic=args.inject, count=args.inject_count,
+                                       model=SentimentModel.from_settings(settings), kind=kind)
+            items, offsets = replay.merge_burst(items, offsets, burst, after_s=args.inject_after,
+                                                rate=args.inject_rate)
+    except replay.ReplayError as exc:
+        print(f"sentimon replay: {exc}", file=sys.stderr)
+        return 2
+    producer = make_producer(settings.kafka, client_suffix="replay")
+    try:
+        acked = replay.send(producer, topic, items, offsets, retime=args.retime,
+                            progress=not args.no_progress, stop=GracefulStop.install())
+    finally:
+        producer.close()
+    print(f"replayed {acked} of {len(items)} messages to {topic}")
+    return 0 if acked == len(items) else 1
