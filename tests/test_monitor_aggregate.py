@@ -1,0 +1,114 @@
+"""Aggregation per topic, watchlist ticker and market, with duplicates and late records."""
+
+from __future__ import annotations
+
+import pytest
+
+from sentimon.monitor.aggregate import Aggregator, Outcome
+from sentimon.monitor.records import ScoredRecord
+from sentimon.monitor.spike import SpikeRule
+
+T0 = 1_700_000_000.0
+
+
+def agg(**over: object) -> Aggregator:
+    opts: dict[str, object] = dict(
+        short_window_s=60, baseline_window_s=600, watchlist=["AAPL", "tsla"],
+        rule=SpikeRule(spike_z=3.0, min_volume=30, min_lift=0.15), dedup_capacity=10_000,
+    )
+    opts.update(over)
+    return Aggregator(**opts)  # type: ignore[arg-type]
+
+
+def rec(i: int, ts: float, *, topic: str = "Earnings", sentiment: str = "neutral",
+        score: float = 0.0, kind: str = "news", tickers: tuple[str, ...] = ()) -> ScoredRecord:
+    return ScoredRecord(id=f"r{i}", ts=ts, kind=kind, topic=topic, sentiment=sentiment,
+                        score=score, tickers=tickers)
+
+
+def test_topic_ticker_and_market_series() -> None:
+    a = agg()
+    a.add(rec(1, T0 + 100, sentiment="negative", score=-1.0, tickers=("AAPL", "GME")))
+    a.add(rec(2, T0 + 100, topic="Macro", sentiment="positive", score=0.5, kind="comment",
+              tickers=("TSLA",)))
+    a.add(rec(3, T0 + 10, topic="Macro", sentiment="negative", score=-0.5))
+    snap = a.snapshot()
+    assert set(snap.topics) == {"Earnings", "Macro"}
+    assert set(snap.tickers) == {"AAPL", "TSLA"}  # GME is not on the watchlist
+    assert snap.market is not None
+    assert (snap.market.short.n, snap.market.baseline.n) == (2, 1)
+    assert snap.topics["Macro"].short.positive == 1
+    assert snap.topics["Macro"].baseline.negative == 1
+    assert snap.tickers["AAPL"].short.mean_score == -1.0
+    assert snap.records == {"news": 2, "comment": 1}
+    assert snap.last_event == {"news": T0 + 100, "comment": T0 + 100}
+    assert snap.watermark == T0 + 100
+
+
+def test_duplicates_are_counted_once() -> None:
+    a = agg()
+    r = rec(1, T0, sentiment="negative")
+    assert a.add(r) is Outcome.COUNTED
+    assert a.add(r) is Outcome.DUPLICATE
+    assert a.add(r) is Outcome.DUPLICATE
+    snap = a.snapshot()
+    assert snap.market is not None and snap.market.short.n == 1
+    assert snap.records == {"news": 1} and snap.duplicates == 2
+
+
+def test_too_old_records_are_counted_apart_and_ignored() -> None:
+    a = agg()
+    a.add(rec(1, T0 + 1000))
+    assert a.add(rec(2, T0 + 100, sentiment="negative")) is Outcome.TOO_OLD
+    snap = a.snapshot()
+    assert snap.too_old == 1 and snap.records == {"news": 1}
+    assert snap.market is not None and snap.market.short.negative == 0
+
+
+def test_replays_update_figures_but_not_counters() -> None:
+    a = agg()
+    a.add(rec(1, T0))
+    a.reset()
+    a.add(rec(1, T0), count=False)
+    a.add(rec(1, T0), count=False)
+    snap = a.snapshot()
+    assert snap.market is not None and snap.market.short.n == 1
+    assert snap.records == {"news": 1} and snap.duplicates == 0
+
+
+def test_topic_cardinality_is_bounded() -> None:
+    a = agg(max_topics=3)
+    for i in range(5):
+        a.add(rec(i, T0, topic=f"t{i}"))
+    snap = a.snapshot()
+    assert set(snap.topics) == {"t0", "t1", "t2"}
+    assert snap.malformed == {"too_many_topics": 2}
+    assert a.add(rec(9, T0, topic="t1")) is Outcome.COUNTED  # known topics still count
+
+
+def test_spike_over_a_quiet_baseline() -> None:
+    a = agg()
+    # Baseline (before the short window): 400 records, 20 % negative.
+    for i in range(400):
+        a.add(rec(i, T0 + i % 300, sentiment="negative" if i % 5 == 0 else "neutral"))
+    # Short window: 60 records, half negative.
+    for i in range(60):
+        a.add(rec(1000 + i, T0 + 500 + i % 50, sentiment="negative" if i % 2 else "neutral"))
+    fig = a.snapshot().topics["Earnings"]
+    assert (fig.short.n, fig.short.negative) == (60, 30)
+    assert (fig.baseline.n, fig.baseline.negative) == (400, 80)
+    # p_base is shrunk with 10 pseudo-records toward the market baseline share, itself
+    # shrunk toward 1/3; the market baseline here is the topic's own 80 of 400.
+    prior = (80 + 10 / 3) / 410
+    p_base = (80 + 10 * prior) / 410
+    assert fig.spike.p_base == pytest.approx(p_base, rel=1e-12)
+    assert fig.spike.z == pytest.approx((0.5 - p_base) / (p_base * (1 - p_base) / 60) ** 0.5)
+    assert fig.spike.z == pytest.approx(5.80, abs=0.01)
+    assert fig.spike.spike is True
+
+
+def test_watchlist_is_case_insensitive_and_bounded() -> None:
+    a = agg()
+    for i in range(100):
+        a.add(rec(i, T0, tickers=(f"RND{i}", "TSLA")))
+    assert set(a.snapshot().tickers) == {"TSLA"}
