@@ -95,7 +95,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--variant", action="append", choices=["fp32", "int8", "fp16"],
                    help="variant(s) to evaluate (default: all present)")
     p.add_argument("--data", type=Path, help="data root")
-    p.add_argument("--limit", type=int, help="first N rows of each validation split")
+    p.add_argument("--limit", type=int, help="N evenly spaced rows of each validation split (quick check)")
     p.add_argument("--json", type=Path, help="write the metrics JSON here")
     p.add_argument("--card", action="store_true", help="write model_card.json + MODEL_CARD.md")
     p.set_defaults(func=run_evaluate)
@@ -106,6 +106,8 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import sys
+
     from sentimon.model.train import TrainConfig, train
 
     cfg = TrainConfig(
@@ -122,17 +124,78 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
         max_steps=args.max_steps,
         save_every=args.save_every,
         threads=args.threads,
+        extra={"command": "sentimon " + " ".join(sys.argv[1:])},
     )
     model_dir = train(cfg, resume=args.resume, progress=not args.no_progress)
     print(f"best model: {model_dir}")
     return 0
 
 
+def _data_dir(args: argparse.Namespace) -> Path | None:
+    return Path(args.data) if getattr(args, "data", None) else None
+
+
 def run_export(args: argparse.Namespace, settings: Settings) -> int:
     """Handler of ``sentimon export``."""
-    raise SystemExit("sentimon export: not built yet")
+    import json
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentimon.model.data import default_data_dir, load_sentiment, load_topic
+    from sentimon.model.export import export
+
+    data_dir = _data_dir(args) or default_data_dir()
+    # int8 agreement is measured on the validation texts (labels unused: no tuning on them).
+    texts = [e.text for e in (*load_topic(data_dir, "valid"), *load_sentiment(data_dir, "valid"))]
+    result = export(
+        args.model_dir, args.out, texts=texts, version=args.version, fp16=not args.skip_fp16
+    )
+    info = result.info
+    print(f"exported to {args.out}")
+    print(f"fused operators: {json.dumps(info['fused_operators'])}")
+    print(f"parity fp32 vs PyTorch, max abs logit diff: "
+          f"{info['parity_fp32_vs_pytorch_max_abs_logit_diff']:.2e}")
+    q = info["int8"]
+    print(f"int8 ({q['granularity']}): agreement per-tensor {json.dumps(q['agreement_per_tensor'])}"
+          f", per-channel {json.dumps(q['agreement_per_channel'])}")
+    print(f"sizes: {json.dumps(info['sizes_bytes'])}")
+    if args.release:
+        from sentimon.model.card import build_card, write_card
+        from sentimon.model.evaluate import evaluate_dir, summary_table
+        from sentimon.model.release import build_release
+
+        metrics = evaluate_dir(args.out, data_dir=data_dir)
+        print(summary_table(metrics))
+        card = build_card(args.out, metrics)
+        write_card(args.out, card)
+        size = build_release(args.out, card)
+        print(f"release written: {size / 1e6:.1f} MB")
+    return 0
 
 
 def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     """Handler of ``sentimon evaluate``."""
-    raise SystemExit("sentimon evaluate: not built yet")
+    import json
+
+    from sentimon.model.card import CARD_JSON, build_card, write_card
+    from sentimon.model.evaluate import evaluate_dir, summary_table
+    from sentimon.model.inference import RELEASE_DIR
+
+    onnx_dir = args.onnx_dir or settings.model.dir or RELEASE_DIR
+    metrics = evaluate_dir(
+        onnx_dir,
+        variants=args.variant,
+        data_dir=_data_dir(args),
+        limit=args.limit,
+        max_length=settings.model.max_length,
+        threads=settings.model.threads,
+    )
+    print(summary_table(metrics))
+    if args.json:
+        args.json.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    if args.card:
+        prev_path = onnx_dir / CARD_JSON
+        prev = json.loads(prev_path.read_text(encoding="utf-8")) if prev_path.exists() else None
+        write_card(onnx_dir, build_card(onnx_dir, metrics, prev))
+        print(f"card written to {onnx_dir}")
+    return 0

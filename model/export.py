@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from sentimon.model.labels import SENTIMENTS, TOPICS
 from sentimon.model.text import load_tokenizer, pad_batch
 
@@ -138,6 +139,7 @@ def export(
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers.onnx_model import OnnxModel
     from onnxruntime.transformers.optimizer import optimize_model
+
     from sentimon.model.network import META_FILE, TwoHeadModel
     from sentimon.model.train import predict_logits
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from sentimon.model.labels import SENTIMENTS, TOPICS
 from sentimon.model.providers import CUDA, VARIANTS, gpu_present, select_provider
 from sentimon.model.text import load_tokenizer, normalize, pad_batch

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from sentimon.model.labels import SENTIMENTS, TOPICS
 from torch import nn
+
+from sentimon.model.labels import SENTIMENTS, TOPICS
 
 HEADS_FILE = "heads.pt"
 META_FILE = "sentimon_model.json"

@@ -35,13 +35,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+from tqdm import tqdm
+
 from sentimon.model.data import Example, class_counts, load_splits
 from sentimon.model.labels import IGNORE_INDEX, SENTIMENTS, TOPICS
 from sentimon.model.metrics import classification_report
 from sentimon.model.network import TwoHeadModel, default_base_dir
 from sentimon.model.text import load_tokenizer, pad_batch
-from torch import nn
-from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,94 @@
+"""Metrics of exported ONNX variants on both validation splits (``sentimon evaluate``).
+
+Each head is scored on its own split: the topic head on ``topic_valid``, the sentiment head
+on ``sent_valid``. Runs through :class:`~sentimon.model.inference.SentimentModel` on the CPU
+provider, i.e. the very code path the scorer uses (normalisation, truncation, batching).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sentimon.model.data import load_sentiment, load_topic
+from sentimon.model.inference import SentimentModel, onnx_file
+from sentimon.model.labels import SENTIMENTS, TOPICS
+from sentimon.model.metrics import classification_report
+from sentimon.model.providers import VARIANTS
+
+
+def present_variants(onnx_dir: Path) -> list[str]:
+    """Variants whose ``model.<variant>.onnx`` exists in ``onnx_dir`` (fp32, int8, fp16 order)."""
+    return [v for v in VARIANTS if onnx_file(onnx_dir, v).exists()]
+
+
+def _spread(rows: list[Any], limit: int | None) -> list[Any]:
+    if limit is None or limit >= len(rows):
+        return rows
+    step = len(rows) / limit
+    return [rows[int(i * step)] for i in range(limit)]
+
+
+def evaluate_dir(
+    onnx_dir: Path,
+    *,
+    variants: Sequence[str] | None = None,
+    data_dir: Path | None = None,
+    limit: int | None = None,
+    max_length: int = 128,
+    batch_size: int = 64,
+    threads: int = 0,
+) -> dict[str, Any]:
+    """``{"data": {...}, "variants": {variant: {"topic": report, "sentiment": report}}}``.
+
+    ``limit`` keeps N evenly spaced rows of each validation split (quick checks only; the
+    files are grouped by label, so a prefix would hold only the first classes).
+    """
+    from sentimon.model.data import default_data_dir
+
+    data_dir = data_dir or default_data_dir()
+    topic_rows = _spread(load_topic(data_dir, "valid"), limit)
+    sent_rows = _spread(load_sentiment(data_dir, "valid"), limit)
+    variants = list(variants or present_variants(onnx_dir))
+    if not variants:
+        raise FileNotFoundError(f"no model.*.onnx in {onnx_dir}")
+    result: dict[str, Any] = {
+        "data": {"topic_valid": len(topic_rows), "sent_valid": len(sent_rows),
+                 "max_length": max_length},
+        "variants": {},
+    }
+    for variant in variants:
+        model = SentimentModel.load(
+            onnx_dir, device="cpu", variant=variant, max_length=max_length, threads=threads
+        )
+        t0 = time.monotonic()
+        topic_logits, _ = model.logits([r.text for r in topic_rows], batch_size=batch_size)
+        _, sent_logits = model.logits([r.text for r in sent_rows], batch_size=batch_size)
+        seconds = time.monotonic() - t0
+        result["variants"][variant] = {
+            "topic": classification_report(
+                [r.topic for r in topic_rows], topic_logits.argmax(-1), TOPICS
+            ),
+            "sentiment": classification_report(
+                [r.sentiment for r in sent_rows], sent_logits.argmax(-1), SENTIMENTS
+            ),
+            "provider": model.provider,
+            "seconds": round(seconds, 2),
+            "texts_per_second": round((len(topic_rows) + len(sent_rows)) / max(seconds, 1e-9), 1),
+        }
+    return result
+
+
+def summary_table(result: dict[str, Any]) -> str:
+    """A plain-text table: variant, head, accuracy, macro-F1, rows, speed."""
+    lines = [f"{'variant':8} {'head':10} {'accuracy':>9} {'macro-F1':>9} {'rows':>6} {'texts/s':>8}"]
+    for variant, r in result["variants"].items():
+        for head in ("topic", "sentiment"):
+            m = r[head]
+            lines.append(
+                f"{variant:8} {head:10} {m['accuracy']:9.4f} {m['macro_f1']:9.4f} "
+                f"{m['n']:6d} {r['texts_per_second']:8.0f}"
+            )
+    return "\n".join(lines)
