@@ -9,6 +9,7 @@ description names its variable; ``sentimon config --env`` prints the full list.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -349,3 +350,31 @@ def env_reference() -> list[tuple[str, str, str]]:
 
     walk(Settings, ENV_PREFIX)
     return rows
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """``settings`` as ``SENTIMON_*`` variables, so a child process sees exactly the same values.
+
+    Secrets are written in clear: the result is for a child's environment, never for a log.
+    """
+    env: dict[str, str] = {}
+
+    def walk(model: BaseModel, prefix: str) -> None:
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            var = prefix + name.upper()
+            if isinstance(value, BaseModel):
+                walk(value, var + "__")
+            elif value is None:
+                continue
+            elif isinstance(value, SecretStr):
+                env[var] = value.get_secret_value()
+            elif isinstance(value, list | dict):
+                env[var] = json.dumps(value)
+            elif isinstance(value, bool):
+                env[var] = "true" if value else "false"
+            else:
+                env[var] = str(value)
+
+    walk(settings, ENV_PREFIX)
+    return env

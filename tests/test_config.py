@@ -85,3 +85,16 @@ def test_every_field_documents_its_variable() -> None:
     for var, _default, desc in rows:
         assert var.startswith("SENTIMON_")
         assert f"({var}" in desc, f"{var} missing from its description: {desc!r}"
+
+
+def test_to_env_round_trips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sentimon.config import Settings, to_env
+
+    original = Settings(home=tmp_path, monitor={"watchlist": ["AAPL"], "min_lift": 0.2},  # type: ignore[arg-type]
+                        kafka={"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",  # type: ignore[arg-type]
+                               "sasl_username": "u", "sasl_password": "p"})
+    for var, value in to_env(original).items():
+        monkeypatch.setenv(var, value)
+    copy = load_settings()
+    assert copy.model_dump(mode="python") == original.model_dump(mode="python")
+    assert copy.kafka.sasl_password is not None and copy.kafka.sasl_password.get_secret_value() == "p"

@@ -21,6 +21,8 @@ from sentimon.stack.process import ProcessTable, wait_until
 log = logging.getLogger(__name__)
 
 COMPONENTS = ("kafka", "prometheus", "alertmanager")
+# Daemons that `sentimon demo` starts in the background; `down` stops them before the servers.
+DAEMONS = ("scorer", "monitor", "notify")
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ class Stack:
     def down(self, components: list[str] | None = None) -> list[str]:
         """Stop what ``up`` started; return the names that were running."""
         stopped = []
+        if not components:
+            stopped += [name for name in DAEMONS if self.table.stop(name)]
         for name in reversed(COMPONENTS):
             if components and name not in components:
                 continue
