@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from sentimon.alerts.render import check_duration
 
+from sentimon.alerts.render import check_duration
 from sentimon.config import Settings
 
 RECEIVER = "sentimon-notify"
@@ -82,20 +82,8 @@ def render_grafana_datasource(settings: Settings, *, prometheus_url: str | None 
 
     The dashboards refer to the data source by its uid ``sentimon-prometheus``.
     """
+    from sentimon.deploy.grafana.dashboards import datasource_provisioning
+
     url = prometheus_url or f"http://{settings.stack.host}:{settings.stack.prometheus_port}"
-    doc = {
-        "apiVersion": 1,
-        "datasources": [
-            {
-                "name": "sentimon-prometheus",
-                "uid": "sentimon-prometheus",
-                "type": "prometheus",
-                "access": "proxy",
-                "url": url,
-                "isDefault": True,
-                "editable": False,
-                "jsonData": {"timeInterval": settings.stack.scrape_interval},
-            }
-        ],
-    }
+    doc = datasource_provisioning(url, time_interval=settings.stack.scrape_interval)
     return yaml.safe_dump(doc, sort_keys=False)
