@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sentimon.config import (
+    AlertSettings,
     KafkaSettings,
     MonitorSettings,
     NotifySettings,
@@ -51,6 +52,9 @@ def stack_settings(home: Path, *, components: list[str]) -> Settings:
         scorer=ScorerSettings(metrics_port=scorer),
         monitor=MonitorSettings(metrics_port=monitor),
         notify=NotifySettings(port=notify),
+        # Rules and routing render once per session: test-sized `for:` and Alertmanager timings.
+        alerts=AlertSettings(spike_for="5s", group_wait="1s", group_interval="5s",
+                             repeat_interval="1h"),
     )
 
 

@@ -1,0 +1,104 @@
+"""End to end on the real stack: replay -> score -> monitor -> Prometheus -> Alertmanager -> notify.
+
+A baseline stream raises no spike alert; an injected negative burst about one topic reaches
+the notifier as ``NegativeSentimentSpike`` for that topic within a bound; a monitor killed and
+restarted after the stream reports the same figures as before.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from sentimon.config import Settings, TopicSettings
+from sentimon.demo import DEMO_DIR, Pipeline, read_notifications, scrape, wait_for_alert
+from sentimon.ingest import replay
+from sentimon.kafka import make_producer
+from tests.conftest import Observability
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+BURST_TOPIC = "Stock Movement"
+ALERT_BOUND_S = 90  # burst end -> notification: windows 20s + scrape 1s + for 5s + group_wait 1s, with slack
+
+
+def _monitor_figures(pipeline: Pipeline) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    samples = scrape(pipeline.health_url("monitor") + "/metrics")
+    return {k: v for k, v in samples.items()
+            if k[0].startswith(("sentimon_topic_", "sentimon_ticker_", "sentimon_market_"))}
+
+
+def _send(settings: Settings, topic: str, items: list[replay.ReplayItem], offsets: list[float]) -> int:
+    producer = make_producer(settings.kafka, client_suffix="e2e")
+    try:
+        return replay.send(producer, topic, items, offsets, retime=True, progress=False)
+    finally:
+        producer.close()
+
+
+@pytest.fixture
+def e2e_settings(observability: Observability, topics: TopicSettings, tmp_path: Path) -> Settings:
+    s = observability.settings
+    return s.model_copy(update={
+        "topics": topics,
+        "monitor": s.monitor.model_copy(update={
+            "short_window_s": 20, "baseline_window_s": 600, "min_volume": 15,
+            "min_lift": 0.15, "spike_z": 3.0, "group_id": f"mon-{topics.scored}",
+        }),
+        "scorer": s.scorer.model_copy(update={"group_id": f"sc-{topics.scored}"}),
+        "notify": s.notify.model_copy(update={"jsonl_path": tmp_path / "notifications.jsonl"}),
+    })
+
+
+def test_baseline_quiet_burst_alerts_restart_keeps_figures(e2e_settings: Settings) -> None:
+    settings = e2e_settings
+    pipeline = Pipeline(settings)
+    notes = settings.notifications_path()
+    try:
+        pipeline.start_all()
+        t0 = datetime.now(UTC)
+
+        # 1) baseline: ~45 s of real comments and news, a few hundred messages.
+        comments = replay.load_items(DEMO_DIR / "comments.csv", kind="comment", limit=600)
+        news = replay.load_items(DEMO_DIR / "news.csv", kind="news", limit=300)
+        sent = _send(settings, settings.topics.comments, comments,
+                     replay.Schedule(rate=14).offsets(comments))
+        sent += _send(settings, settings.topics.news, news, replay.Schedule(rate=300).offsets(news))
+        assert sent == len(comments) + len(news)
+        time.sleep(15)  # let the windows, the rules' `for:` and Alertmanager act on the baseline
+        early = [r for r in read_notifications(notes) if r.get("alertname") == "NegativeSentimentSpike"]
+        assert early == [], f"spike alert on the baseline stream: {early}"
+
+        # 2) burst: real Bearish texts that the model assigns to one topic.
+        from sentimon.model.inference import SentimentModel
+
+        burst = replay.burst_items(DEMO_DIR / "negative.csv", topic=BURST_TOPIC, count=120,
+                                   model=SentimentModel.from_settings(settings), kind="news")
+        burst_start = datetime.now(UTC)
+        assert _send(settings, settings.topics.news, burst, replay.Schedule(rate=20).offsets(burst)) == 120
+        burst_end = time.monotonic()
+        note = wait_for_alert(notes, alertname="NegativeSentimentSpike",
+                              labels={"topic": BURST_TOPIC}, timeout_s=ALERT_BOUND_S, after=burst_start)
+        assert note is not None, (
+            f"no NegativeSentimentSpike for {BURST_TOPIC!r} within {ALERT_BOUND_S}s of the burst; "
+            f"notifications: {read_notifications(notes)}"
+        )
+        print(f"alert {time.monotonic() - burst_end:.1f}s after the burst ended: {note['text']}")
+        assert note["labels"]["topic"] == BURST_TOPIC
+        assert t0 < burst_start
+
+        # 3) the monitor is killed and restarted: it rebuilds the same figures from the topic.
+        scored = scrape(pipeline.health_url("scorer") + "/metrics")
+        consumed = sum(v for (n, _), v in scored.items() if n == "sentimon_scorer_records_consumed_total")
+        assert consumed == len(comments) + len(news) + len(burst)
+        before = _monitor_figures(pipeline)
+        assert before, "monitor exported no figures"
+        pipeline.kill("monitor")
+        pipeline.start("monitor")
+        after = _monitor_figures(pipeline)
+        assert after == before
+    finally:
+        pipeline.stop_all()
