@@ -1,0 +1,30 @@
+"""The release's card metrics are reproduced by `sentimon evaluate` on the int8 variant."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sentimon.model.card import CARD_JSON
+from sentimon.model.data import default_data_dir
+from sentimon.model.evaluate import evaluate_dir
+from sentimon.model.inference import RELEASE_DIR
+
+DATA = default_data_dir()
+TOLERANCE = 0.005  # 0.5 points
+
+
+@pytest.mark.skipif(
+    not (DATA / "twitter_fin_topic").is_dir(), reason=f"data sets not found under {DATA}"
+)
+def test_card_metrics_reproduced_on_int8():
+    card = json.loads((RELEASE_DIR / CARD_JSON).read_text(encoding="utf-8"))
+    expected = card["metrics"]["int8"]
+    got = evaluate_dir(RELEASE_DIR, variants=["int8"], data_dir=DATA)
+    assert got["data"]["topic_valid"] == expected["topic"]["n"]
+    assert got["data"]["sent_valid"] == expected["sentiment"]["n"]
+    m = got["variants"]["int8"]
+    for head in ("topic", "sentiment"):
+        for key in ("accuracy", "macro_f1"):
+            assert m[head][key] == pytest.approx(expected[head][key], abs=TOLERANCE), (head, key)
