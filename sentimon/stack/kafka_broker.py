@@ -103,6 +103,9 @@ class BrokerSpec:
     listeners: str | None = None
     advertised_listeners: str | None = None
     protocol_map: str | None = None
+    # Extra `kafka-storage format` arguments, e.g. ["--add-scram", "SCRAM-SHA-256=[...]"]
+    # to create SASL/SCRAM users before the first start (they are read only at format time).
+    format_args: list[str] = field(default_factory=list)
 
     @property
     def bootstrap(self) -> str:
@@ -166,7 +169,8 @@ class KafkaBroker:
 
     def _format(self, libs: Path, cluster_id: str) -> None:
         cmd = [java_binary(), "-Xmx256m", "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
-               "-t", cluster_id, "-c", str(self.config_path), "--ignore-formatted"]
+               "-t", cluster_id, "-c", str(self.config_path), "--ignore-formatted",
+               *self.spec.format_args]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise StackError(f"formatting Kafka storage failed:\n{(proc.stdout + proc.stderr)[-2000:]}")
