@@ -1,0 +1,229 @@
+"""``sentimon monitor``: consume scored records, keep sliding windows, serve ``/metrics``.
+
+The daemon joins the consumer group ``monitor.group_id`` on the scored topic. The scored
+topic is keyed by predicted topic, so with several monitor processes each topic's figures
+live in exactly one of them. On every (re)assignment the windows are rebuilt from the
+records of the assigned partitions since ``now - baseline window - short window`` (found
+with ``offsets_for_times``); figures are a function of the records in the windows only, so a
+restart or a rebalance changes no figure and committed offsets are never needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer
+from kafka.structs import TopicPartition
+from prometheus_client import CollectorRegistry, ProcessCollector
+
+from sentimon.config import Settings
+from sentimon.http import DaemonHTTPServer
+from sentimon.kafka import GracefulStop, consumer_lag, make_consumer
+from sentimon.monitor.aggregate import Aggregator, Snapshot
+from sentimon.monitor.collector import MonitorCollector
+from sentimon.monitor.records import MalformedRecord, parse_scored
+from sentimon.monitor.spike import SpikeRule
+
+log = logging.getLogger(__name__)
+
+#: Records stamped further than this ahead of the wall clock are refused (reason
+#: ``future_ts``): one bad clock must not push the watermark ahead and empty every window.
+FUTURE_TOLERANCE_S = 300.0
+#: Seconds between two consumer-lag refreshes (one ListOffsets request each).
+LAG_REFRESH_S = 2.0
+#: Malformed records of one reason logged one by one, then one in this many.
+_LOG_FIRST, _LOG_EVERY = 10, 1000
+
+
+class _Rebuild(ConsumerRebalanceListener):
+    """Flags a rebuild; it runs after ``poll`` returns, outside the group protocol."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self._monitor = monitor
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self._monitor._ready = False
+        self._monitor._assigned = False
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self._monitor._pending_rebuild = True
+
+
+class Monitor:
+    """The monitor daemon. ``run()`` blocks until ``stop`` is set (or idle exit)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        stop: GracefulStop | None = None,
+        clock: Callable[[], float] = time.time,
+        future_tolerance_s: float = FUTURE_TOLERANCE_S,
+    ) -> None:
+        m = settings.monitor
+        self.settings = settings
+        self.stop = stop if stop is not None else GracefulStop()
+        self.clock = clock
+        self.future_tolerance_s = future_tolerance_s
+        self.aggregator = Aggregator(
+            short_window_s=m.short_window_s,
+            baseline_window_s=m.baseline_window_s,
+            watchlist=m.watchlist,
+            rule=SpikeRule(spike_z=m.spike_z, min_volume=m.min_volume, min_lift=m.min_lift),
+            dedup_capacity=m.dedup_capacity,
+        )
+        self.registry = CollectorRegistry()
+        self.registry.register(MonitorCollector(self.snapshot))
+        ProcessCollector(registry=self.registry)
+        self.http: DaemonHTTPServer | None = None
+        self._lock = threading.Lock()
+        self._ready = False
+        self._assigned = False  # the group gave us an assignment (maybe empty) and we sought
+        self._pending_rebuild = False
+        self._targets: dict[TopicPartition, int] = {}
+        # Offsets already counted in the counters: re-reads after a rebalance update the
+        # windows but must not count the same record twice in *_total.
+        self._counted_upto: dict[TopicPartition, int] = {}
+        self._lag: dict[tuple[str, int], int] = {}
+        self._logged: Counter[str] = Counter()
+
+    # -- state read by the HTTP thread -------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """Figures for ``/metrics``, taken under the lock so a scrape sees whole batches."""
+        with self._lock:
+            snap = self.aggregator.snapshot()
+        return replace(snap, lag=dict(self._lag), ready=self._ready)
+
+    def ready(self) -> bool:
+        """True once the windows are rebuilt from the assigned partitions and caught up."""
+        return self._ready
+
+    # -- main loop ---------------------------------------------------------------------
+
+    def run(self, *, idle_exit_s: float | None = None) -> int:
+        """Consume until stopped, or with ``idle_exit_s`` until that long idle once ready."""
+        m, topic = self.settings.monitor, self.settings.topics.scored
+        try:
+            self.http = DaemonHTTPServer(host=m.metrics_host, port=m.metrics_port,
+                                         ready=self.ready, registry=self.registry).start()
+        except OSError as exc:
+            log.error("cannot serve metrics", extra={
+                "host": m.metrics_host, "port": m.metrics_port, "error": str(exc)})
+            return 1
+        consumer = make_consumer(self.settings.kafka, group_id=m.group_id,
+                                 client_suffix="monitor")
+        try:
+            if topic not in consumer.topics():
+                log.warning("scored topic does not exist yet, waiting", extra={"topic": topic})
+            consumer.subscribe(topics=[topic], listener=_Rebuild(self))
+            log.info("monitor started", extra={
+                "topic": topic, "group_id": m.group_id, "metrics_port": self.http.port,
+                "short_window_s": m.short_window_s, "baseline_window_s": m.baseline_window_s})
+            self._loop(consumer, idle_exit_s=idle_exit_s)
+        finally:
+            consumer.close(autocommit=False)
+            self.http.stop()
+        log.info("monitor stopped", extra={"records": sum(self.aggregator.records.values())})
+        return 0
+
+    def _loop(self, consumer: KafkaConsumer, *, idle_exit_s: float | None) -> None:
+        last_record = last_lag = time.monotonic()
+        while not self.stop:
+            batch = consumer.poll(timeout_ms=500)
+            if self._pending_rebuild:
+                # Whatever this poll returned was fetched before the seek: the rebuild
+                # re-reads it, so dropping it loses nothing.
+                self._rebuild(consumer)
+                continue
+            now = time.monotonic()
+            if batch:
+                last_record = now
+                with self._lock:
+                    for tp, messages in batch.items():
+                        for msg in messages:
+                            self._handle(tp, msg)
+            if not self._ready and self._caught_up(consumer):
+                self._ready = True
+                log.info("windows rebuilt, monitor ready", extra={
+                    "partitions": len(self._targets),
+                    "records": sum(self.aggregator.records.values())})
+            if now - last_lag >= LAG_REFRESH_S or not batch:
+                self._refresh_lag(consumer)
+                last_lag = now
+            if idle_exit_s is not None and self._ready and now - last_record >= idle_exit_s:
+                log.info("idle, exiting", extra={"idle_exit_s": idle_exit_s})
+                return
+
+    def _handle(self, tp: TopicPartition, msg: Any) -> None:
+        count = msg.offset >= self._counted_upto.get(tp, 0)
+        if count:
+            self._counted_upto[tp] = msg.offset + 1
+        try:
+            rec = parse_scored(msg.value)
+            if rec.ts > self.clock() + self.future_tolerance_s:
+                raise MalformedRecord("future_ts", f"event time {rec.ts} is ahead of the clock")
+        except MalformedRecord as exc:
+            if count:
+                self.aggregator.note_malformed(exc.reason)
+                self._log_malformed(exc, tp, msg.offset)
+            return
+        self.aggregator.add(rec, count=count)
+
+    def _log_malformed(self, exc: MalformedRecord, tp: TopicPartition, offset: int) -> None:
+        self._logged[exc.reason] += 1
+        seen = self._logged[exc.reason]
+        if seen <= _LOG_FIRST or seen % _LOG_EVERY == 0:
+            log.warning("malformed scored record skipped", extra={
+                "reason": exc.reason, "detail": exc.detail[:200], "topic": tp.topic,
+                "partition": tp.partition, "offset": offset, "seen": seen})
+
+    def _rebuild(self, consumer: KafkaConsumer) -> None:
+        """Empty the windows and seek every assigned partition to the start of the windows."""
+        self._pending_rebuild = False
+        self._ready = False
+        assigned = sorted(consumer.assignment())
+        m = self.settings.monitor
+        with self._lock:
+            self.aggregator.reset()
+        ends: dict[TopicPartition, int] = {}
+        starts: dict[TopicPartition, int] = {}
+        if assigned:
+            start_ms = int((self.clock() - m.baseline_window_s - m.short_window_s) * 1000)
+            found = consumer.offsets_for_times({tp: max(0, start_ms) for tp in assigned})
+            ends = {tp: int(o) for tp, o in consumer.end_offsets(assigned).items()}
+            for tp in assigned:
+                hit = found.get(tp)
+                starts[tp] = hit.offset if hit is not None else ends[tp]
+                consumer.seek(tp, starts[tp])
+        self._targets = ends
+        self._assigned = True
+        log.info("rebuilding windows", extra={
+            "partitions": ",".join(str(tp.partition) for tp in assigned) or "-",
+            "records": sum(ends[tp] - starts[tp] for tp in assigned)})
+
+    def _caught_up(self, consumer: KafkaConsumer) -> bool:
+        # Before the group assigned partitions there is nothing to be caught up with.
+        if self._pending_rebuild or not self._assigned:
+            return False
+        for tp, target in self._targets.items():
+            try:
+                if consumer.position(tp) < target:
+                    return False
+            except Exception:  # revoked meanwhile; the next rebuild decides
+                return False
+        return True
+
+    def _refresh_lag(self, consumer: KafkaConsumer) -> None:
+        try:
+            lag = consumer_lag(consumer)
+        except Exception as exc:  # a lag gauge must not stop the daemon
+            log.debug("lag refresh failed", extra={"error": repr(exc)})
+            return
+        self._lag = {(tp.topic, tp.partition): value for tp, value in lag.items()}
