@@ -7,6 +7,7 @@ Each :class:`ScorerMetrics` owns its registry, so several scorers can run in one
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
 from sentimon.ingest.message import REASONS
 
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)

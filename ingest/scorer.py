@@ -20,14 +20,14 @@ from typing import Any, Protocol
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from sentimon.config import Settings
+from sentimon.http import DaemonHTTPServer
 from sentimon.ingest.batching import Batch, MicroBatcher
 from sentimon.ingest.deadletter import dead_letter_value
 from sentimon.ingest.message import InputMessage, Kind, RawRecord, Rejection, decode, kind_for_topic
 from sentimon.ingest.metrics import ScorerMetrics
 from sentimon.ingest.output import PredictionLike, encode, scored_value
-
-from sentimon.config import Settings
-from sentimon.http import DaemonHTTPServer
 from sentimon.kafka import GracefulStop, consumer_lag, make_consumer, make_producer
 
 log = logging.getLogger(__name__)
@@ -100,11 +100,11 @@ class Scorer:
         self.settings = settings
         self.model = model
         self.topics = list(topics or settings.topics.inputs)
-        self.stop = stop or GracefulStop()
+        self.stop = stop if stop is not None else GracefulStop()  # falsy until set
         self.max_records = max_records
         self.idle_exit_s = idle_exit_s
         self.once = once
-        self.metrics = metrics or ScorerMetrics()
+        self.metrics = metrics if metrics is not None else ScorerMetrics()
         self.serve_http = serve_http and settings.scorer.metrics_port != 0
         self.model_label = f"{model.name}@{model.version}"
         sc = settings.scorer

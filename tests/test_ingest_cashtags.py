@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sentimon.ingest.cashtags import (
     MAX_TICKERS,
     find_cashtags,

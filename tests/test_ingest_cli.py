@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from sentimon.ingest.cli import with_score_args
 
 from sentimon.cli import build_parser
 from sentimon.config import Settings
+from sentimon.ingest.cli import with_score_args
 
 
 def test_help_has_examples_and_options(capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 import pytest
+
 from sentimon.ingest.message import InputMessage, RawRecord, decode
 from sentimon.ingest.output import encode, scored_value
 from sentimon.ingest.validation import errors, load_schema

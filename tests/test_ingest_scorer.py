@@ -1,0 +1,418 @@
+"""The scorer daemon against the real broker and the real released model.
+
+Real texts from ../shared/data go into the fixture's topics; the scorer runs in a thread
+or as `python -m sentimon score` subprocesses; the outputs are read back from Kafka.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka.structs import TopicPartition
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from sentimon.config import Settings, TopicSettings
+from sentimon.ingest.message import REASONS, InputMessage, RawRecord, decode
+from sentimon.ingest.scorer import Scorer
+from sentimon.ingest.validation import errors
+from sentimon.kafka import GracefulStop, make_consumer, make_producer
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _model_dir() -> Path | None:
+    from sentimon.model.inference import RELEASE_DIR
+
+    env = os.environ.get("SENTIMON_MODEL__DIR")
+    d = Path(env) if env else RELEASE_DIR
+    if (d / "tokenizer.json").exists() and any(d.glob("model.*.onnx")):
+        return d
+    return None
+
+
+@pytest.fixture(scope="module")
+def model() -> Any:
+    d = _model_dir()
+    if d is None:
+        pytest.skip("model release not built yet (no model.*.onnx + tokenizer.json in "
+                    "model/release; SENTIMON_MODEL__DIR may point at an export)")
+    from sentimon.model.inference import SentimentModel
+
+    return SentimentModel.load(d, device="cpu")
+
+
+# -- data and Kafka helpers ---------------------------------------------------------------
+
+
+def tweets(data_dir: Path, n: int, *, skip: int = 0) -> list[dict[str, Any]]:
+    """``n`` English StockNet tweets as input messages (ids, times, tickers from the file)."""
+    out: list[dict[str, Any]] = []
+    with open(data_dir / "stocknet_tweets" / "stocknet_tweets.csv", newline="",
+              encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if row["lang"] != "en":
+                continue
+            if skip:
+                skip -= 1
+                continue
+            out.append({"id": f"tw-{row['tweet_id']}", "ts": row["ts"], "source": "stocknet",
+                        "tickers": row["tickers"].split(";"), "text": row["text"]})
+            if len(out) == n:
+                break
+    return out
+
+
+def headlines(data_dir: Path, n: int) -> list[dict[str, Any]]:
+    """``n`` CNBC headlines as news messages: title + description as body."""
+    out: list[dict[str, Any]] = []
+    path = data_dir / "news_headlines_2017_2020" / "headlines_normalized.csv"
+    with open(path, newline="", encoding="utf-8") as f:
+        for i, row in enumerate(csv.DictReader(f)):
+            if row["source"] != "cnbc":
+                continue
+            out.append({"id": f"news-{i}", "ts": row["ts"], "source": "cnbc",
+                        "title": row["text"], "body": row["description"]})
+            if len(out) == n:
+                break
+    return out
+
+
+def produce(settings: Settings, topic: str, values: list[bytes]) -> None:
+    producer = make_producer(settings.kafka, client_suffix="test")
+    futures = [producer.send(topic, key=str(i).encode(), value=v) for i, v in enumerate(values)]
+    producer.flush()
+    for fut in futures:
+        fut.get(timeout=30)
+    producer.close()
+
+
+def read_all(settings: Settings, topic: str) -> list[Any]:
+    """Every record now in ``topic`` (all partitions, from the start)."""
+    consumer = make_consumer(settings.kafka, group_id=None, client_suffix="test-reader")
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        out: list[Any] = []
+        deadline = time.monotonic() + 30
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            assert time.monotonic() < deadline, f"could not read {topic} to its end"
+            for recs in consumer.poll(timeout_ms=500).values():
+                out.extend(recs)
+        return out
+    finally:
+        consumer.close()
+
+
+def committed(settings: Settings, topic: str) -> int:
+    """Sum of the scorer group's committed offsets on ``topic``."""
+    consumer = make_consumer(settings.kafka, group_id=settings.scorer.group_id,
+                             client_suffix="test-offsets")
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in parts)
+    finally:
+        consumer.close()
+
+
+def json_values(records: list[Any]) -> list[dict[str, Any]]:
+    return [json.loads(r.value) for r in records]
+
+
+def scorer_settings(kafka_settings: Settings, topics: TopicSettings, **scorer: Any) -> Settings:
+    sc = kafka_settings.scorer.model_copy(
+        update={"group_id": f"scorer-{uuid.uuid4().hex[:8]}", **scorer})
+    return kafka_settings.model_copy(update={"topics": topics, "scorer": sc})
+
+
+
+
+def samples(scorer: Scorer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = generate_latest(scorer.metrics.registry).decode()
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def total(values: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str) -> float:
+    return sum(v for (n, _), v in values.items() if n == name)
+
+
+def run_in_thread(scorer: Scorer) -> tuple[threading.Thread, list[int]]:
+    result: list[int] = []
+    t = threading.Thread(target=lambda: result.append(scorer.run()), daemon=True)
+    t.start()
+    return t, result
+
+
+# -- in-process -------------------------------------------------------------------------
+
+
+def test_scores_real_texts_once_each(kafka_settings: Settings, topics: TopicSettings,
+                                     data_dir: Path, model: Any) -> None:
+    settings = scorer_settings(kafka_settings, topics, max_batch=64)
+    comments = tweets(data_dir, 200)
+    news = headlines(data_dir, 100)
+    produce(settings, topics.comments, [json.dumps(m).encode() for m in comments])
+    produce(settings, topics.news, [json.dumps(m).encode() for m in news])
+
+    scorer = Scorer(settings, model, once=True, stop=GracefulStop())
+    thread, result = run_in_thread(scorer)
+    ready_seen = False
+    url = f"http://127.0.0.1:{settings.scorer.metrics_port}"
+    while thread.is_alive() and not ready_seen:
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=2) as resp:
+                ready_seen = resp.status == 200
+                metrics_text = urllib.request.urlopen(url + "/metrics", timeout=2).read().decode()
+        except OSError:
+            time.sleep(0.05)
+    thread.join(timeout=120)
+    assert not thread.is_alive() and result == [0]
+    assert ready_seen, "/readyz never answered 200 while partitions were assigned"
+    assert "sentimon_model_info{" in metrics_text
+
+    records = read_all(settings, topics.scored)
+    docs = json_values(records)
+    ids = Counter(d["id"] for d in docs)
+    expected = {m["id"]: m for m in comments + news}
+    assert set(ids) == set(expected) and max(ids.values()) == 1
+    for rec, doc in zip(records, docs, strict=True):
+        assert errors("scored", doc) == [], doc
+        assert rec.key == doc["topic"].encode()
+        assert doc["model"] == f"{model.name}@{model.version}"
+        src = expected[doc["id"]]
+        assert doc["kind"] == ("news" if "title" in src else "comment")
+        assert doc["ts"] == src["ts"].replace("Z", ".000Z")
+        assert set(src.get("tickers", [])) <= set(doc["tickers"])
+
+    # The same texts through the model directly give the same predictions.
+    by_id = {d["id"]: d for d in docs}
+    texts = [_text(m, "comment") for m in comments] + [_text(m, "news") for m in news]
+    direct = model.predict(texts, batch_size=64)
+    mismatched = 0
+    for m, pred in zip(comments + news, direct, strict=True):
+        doc = by_id[m["id"]]
+        assert doc["score"] == pytest.approx(pred.score, abs=1e-3)
+        assert doc["topic_prob"] == pytest.approx(pred.topic_prob, abs=1e-3)
+        mismatched += (doc["topic"], doc["sentiment"]) != (pred.topic, pred.sentiment)
+    assert mismatched <= 2  # only near-ties may flip with a different batch padding
+
+    values = samples(scorer)
+    assert total(values, "sentimon_scorer_records_consumed_total") == 300
+    assert values[("sentimon_scorer_records_scored_total", (("topic", topics.comments),))] == 200
+    assert values[("sentimon_scorer_records_scored_total", (("topic", topics.news),))] == 100
+    assert total(values, "sentimon_scorer_records_dead_lettered_total") == 0
+    assert values[("sentimon_scorer_batch_size_count", ())] >= 300 / 64
+    assert read_all(settings, topics.dlq) == []
+
+
+def _text(msg: dict[str, Any], kind: str) -> str:
+    """The text the scorer builds for ``msg`` (title + lead of body for news)."""
+    raw = RawRecord("t", 0, 0, 0, None, json.dumps(msg).encode())
+    decoded = decode(raw, default_kind=kind, max_bytes=10**6)  # type: ignore[arg-type]
+    assert isinstance(decoded, InputMessage)
+    return decoded.text
+
+
+def broken_records(big: int) -> dict[str, bytes]:
+    """One record per dead-letter reason the decoder gives (reason -> bytes)."""
+    return {
+        "too_large": json.dumps({"text": "x" * big}).encode(),
+        "invalid_utf8": b'{"text": "caf\xe9 au lait"}',
+        "invalid_json": b'{"text": "unterminated',
+        "not_an_object": b'["text", "in", "a", "list"]',
+        "missing_text": b'{"id": "no-text-here", "source": "x"}',
+        "empty_text": b'{"text": "   "}',
+        "wrong_type": b'{"text": "fine", "tickers": "AAPL"}',
+        "invalid_value": b'{"text": "fine", "ts": "last tuesday"}',
+    }
+
+
+def test_mixed_stream_counts_add_up(kafka_settings: Settings, topics: TopicSettings,
+                                    data_dir: Path, model: Any) -> None:
+    settings = scorer_settings(kafka_settings, topics, max_message_bytes=4096, max_batch=32)
+    good = [json.dumps(m).encode() for m in tweets(data_dir, 60, skip=500)]
+    bad = broken_records(big=5000)
+    values = good[:30] + list(bad.values()) + good[30:] + [None]  # type: ignore[list-item]
+    # Broken ones interleaved in one partition's order, plus a null value (tombstone).
+    produce(settings, topics.comments, values)  # type: ignore[arg-type]
+
+    scorer = Scorer(settings, model, once=True, stop=GracefulStop(), serve_http=False)
+    thread, result = run_in_thread(scorer)
+    thread.join(timeout=120)
+    assert result == [0]
+
+    scored = json_values(read_all(settings, topics.scored))
+    dead = json_values(read_all(settings, topics.dlq))
+    assert len(scored) == len(good)
+    assert len(scored) + len(dead) == len(values)
+    by_reason = {d["reason"]: d for d in dead}
+    assert set(by_reason) == {*bad, "no_value"}
+    for reason, original in bad.items():
+        d = by_reason[reason]
+        assert base64.b64decode(d["value_b64"]) == original
+        assert d["topic"] == topics.comments and d["detail"]
+        assert isinstance(d["partition"], int) and isinstance(d["offset"], int)
+    assert by_reason["no_value"]["value_b64"] is None
+
+    m = samples(scorer)
+    consumed = total(m, "sentimon_scorer_records_consumed_total")
+    assert consumed == len(values)
+    assert consumed == (total(m, "sentimon_scorer_records_scored_total")
+                        + total(m, "sentimon_scorer_records_dead_lettered_total"))
+    for reason in REASONS:
+        key = ("sentimon_scorer_records_dead_lettered_total", (("reason", reason),))
+        assert m[key] == (1 if reason in by_reason else 0), reason
+
+
+# -- subprocesses -----------------------------------------------------------------------
+
+
+class Proc:
+    """`python -m sentimon score` with SENTIMON_* settings; stderr kept for its JSON logs."""
+
+    def __init__(self, settings: Settings, model_dir: Path, tmp: Path, name: str,
+                 *args: str, metrics_port: int = 0, log_level: str = "INFO") -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SENTIMON_")}
+        t = settings.topics
+        env.update({
+            "SENTIMON_HOME": str(tmp / name), "SENTIMON_LOG_JSON": "true",
+            "SENTIMON_LOG_LEVEL": log_level,
+            "SENTIMON_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+            "SENTIMON_TOPICS__NEWS": t.news, "SENTIMON_TOPICS__COMMENTS": t.comments,
+            "SENTIMON_TOPICS__SCORED": t.scored, "SENTIMON_TOPICS__DLQ": t.dlq,
+            "SENTIMON_SCORER__GROUP_ID": settings.scorer.group_id,
+            "SENTIMON_SCORER__METRICS_PORT": str(metrics_port),
+            "SENTIMON_MODEL__DIR": str(model_dir), "SENTIMON_MODEL__THREADS": "1",
+        })
+        self.log = tmp / f"{name}.log"
+        self._f = open(self.log, "wb")  # noqa: SIM115  # closed in wait()
+        self.p = subprocess.Popen([sys.executable, "-m", "sentimon", "score", *args],
+                                  cwd=REPO, env=env, stdout=self._f, stderr=subprocess.STDOUT)
+        self.metrics_port = metrics_port
+
+    def ready(self) -> bool:
+        try:
+            url = f"http://127.0.0.1:{self.metrics_port}/readyz"
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.p.wait(timeout=timeout)
+        finally:
+            if self.p.poll() is None:
+                self.p.kill()
+                self.p.wait()
+            self._f.close()
+
+    def events(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            if line.startswith("{") and line.endswith("}"):  # the last line may be half written
+                out.append(json.loads(line))
+        return out
+
+    def stopped(self) -> dict[str, Any]:
+        [ev] = [e for e in self.events() if e.get("event") == "scorer stopped"]
+        return ev
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    started: list[Proc] = []
+    yield started
+    for p in started:
+        if p.p.poll() is None:
+            p.p.kill()
+            p.p.wait()
+
+
+def wait_until(cond: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_two_processes_split_the_work(kafka_settings: Settings, topics: TopicSettings,
+                                      data_dir: Path, model: Any, tmp_path: Path,
+                                      procs: list[Proc]) -> None:
+    from tests.conftest import free_ports
+
+    settings = scorer_settings(kafka_settings, topics)
+    model_dir = _model_dir()
+    assert model_dir is not None
+    ports = free_ports(2)
+    for i, port in enumerate(ports):
+        procs.append(Proc(settings, model_dir, tmp_path, f"s{i}", "--device", "cpu",
+                          "--max-batch", "16", "--idle-exit-s", "6", metrics_port=port))
+    # Both members hold partitions before any record exists, so each must get some.
+    wait_until(lambda: all(p.ready() for p in procs), 90, "both scorers to be assigned")
+    msgs = tweets(data_dir, 240, skip=1000)
+    produce(settings, topics.comments, [json.dumps(m).encode() for m in msgs])
+    codes = [p.wait(timeout=150) for p in procs]
+    assert codes == [0, 0], [p.log.read_text()[-2000:] for p in procs]
+
+    ids = Counter(d["id"] for d in json_values(read_all(settings, topics.scored)))
+    assert set(ids) == {m["id"] for m in msgs}
+    assert max(ids.values()) == 1
+    done = [p.stopped()["done"] for p in procs]
+    assert sum(done) == len(msgs) and min(done) > 0, done
+    starts = [e for p in procs for e in p.events() if e.get("event") == "model loaded"]
+    assert len(starts) == 2 and all(e["provider"] == "CPUExecutionProvider" for e in starts)
+
+
+def test_sigterm_mid_stream_loses_nothing(kafka_settings: Settings, topics: TopicSettings,
+                                          data_dir: Path, model: Any, tmp_path: Path,
+                                          procs: list[Proc]) -> None:
+    settings = scorer_settings(kafka_settings, topics)
+    model_dir = _model_dir()
+    assert model_dir is not None
+    msgs = tweets(data_dir, 300, skip=2000)
+    produce(settings, topics.comments, [json.dumps(m).encode() for m in msgs])
+
+    first = Proc(settings, model_dir, tmp_path, "first", "--max-batch", "8", "--once",
+                 log_level="DEBUG")
+    procs.append(first)
+    wait_until(lambda: sum(e.get("event") == "batch done" for e in first.events()) >= 2,
+               90, "the first batches")
+    first.p.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=60) == 0, first.log.read_text()[-2000:]
+    done_first = first.stopped()["done"]
+    assert 0 < done_first < len(msgs), first.log.read_text()[-3000:]
+    # What it produced is exactly what it committed: the next member starts right after.
+    assert len(read_all(settings, topics.scored)) == done_first
+    assert committed(settings, topics.comments) == done_first
+
+    second = Scorer(settings, model, once=True, stop=GracefulStop(), serve_http=False)
+    thread, result = run_in_thread(second)
+    thread.join(timeout=120)
+    assert result == [0]
+    ids = Counter(d["id"] for d in json_values(read_all(settings, topics.scored)))
+    assert set(ids) == {m["id"] for m in msgs}
+    assert max(ids.values()) == 1  # graceful stop: no batch repeated
