@@ -1,0 +1,193 @@
+"""Shared pieces of the benchmarks: real texts, the machine's description, timing, tables, JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+NEWS_SHARE = 0.25
+"""Share of news headlines among the benchmark texts; the rest are StockNet tweets."""
+PACKAGES = ("onnxruntime-gpu", "onnxruntime", "tokenizers", "numpy", "torch", "transformers", "kafka-python")
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """One real text and what an input message about it carries."""
+
+    kind: str  # "comment" (a tweet) or "news" (a headline)
+    text: str
+    tickers: tuple[str, ...]
+    source: str
+
+
+def data_dir(arg: Path | None) -> Path:
+    """``--data-dir``, else ``$SENTIMON_DATA_DIR``, else ``../shared/data`` beside the repository."""
+    path = arg or Path(os.environ.get("SENTIMON_DATA_DIR", str(REPO.parent / "shared" / "data")))
+    if not path.is_dir():
+        raise SystemExit(f"data not found at {path}; pass --data-dir or set SENTIMON_DATA_DIR")
+    return path
+
+
+def load_texts(data: Path, n: int, *, seed: int = 13) -> list[Text]:
+    """``n`` real texts, 3/4 English StockNet tweets and 1/4 news headlines, in a seeded random order."""
+    import pandas as pd
+
+    tweets = pd.read_csv(data / "stocknet_tweets" / "stocknet_tweets.csv", dtype=str,
+                         keep_default_na=False, usecols=["lang", "tickers", "text"])
+    tweets = tweets[tweets["lang"] == "en"]
+    news = pd.read_csv(data / "news_headlines_2017_2020" / "headlines_normalized.csv", dtype=str,
+                       keep_default_na=False, usecols=["source", "text"])
+    pool_tweets = [
+        Text("comment", t.strip(), tuple(x for x in k.split(";") if x), "stocknet")
+        for t, k in zip(tweets["text"], tweets["tickers"], strict=True) if t.strip()
+    ]
+    pool_news = [Text("news", t.strip(), (), s or "headlines")
+                 for t, s in zip(news["text"], news["source"], strict=True) if t.strip()]
+    n_news = round(n * NEWS_SHARE)
+    n_tweets = n - n_news
+    if n_tweets > len(pool_tweets) or n_news > len(pool_news):
+        raise SystemExit(f"--n {n} is more than the data holds ({len(pool_tweets)} tweets, "
+                         f"{len(pool_news)} headlines at a {NEWS_SHARE:.0%} news share)")
+    rng = random.Random(seed)
+    out = rng.sample(pool_tweets, n_tweets) + rng.sample(pool_news, n_news)
+    rng.shuffle(out)
+    return out
+
+
+def _lscpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return platform.processor() or "unknown"
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                             text=True, check=False)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def busy_processes() -> list[str]:
+    """Other heavy work on this machine that would distort timings (a training run)."""
+    import psutil
+
+    found = []
+    me = os.getpid()
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = " ".join(proc.info.get("cmdline") or [])
+        if proc.info["pid"] != me and "sentimon" in cmd and " train" in cmd:
+            found.append(f"{proc.info['pid']}: {cmd[:120]}")
+    return found
+
+
+def machine_info() -> dict[str, Any]:
+    """What a reader needs to compare figures: CPU, cores, memory, versions, load at the start."""
+    import psutil
+
+    versions = {}
+    for pkg in PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return {
+        "utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpu_model": _lscpu_model(),
+        "nproc": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "busy": busy_processes(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "versions": versions,
+        "git_commit": _git_commit(),
+        "command": " ".join([Path(sys.executable).name, "-m", *_module_argv()]),
+    }
+
+
+def _module_argv() -> list[str]:
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    name = spec.name if spec is not None else sys.argv[0]
+    return [name, *sys.argv[1:]]
+
+
+def print_machine(info: dict[str, Any]) -> None:
+    print(f"machine: {info['cpu_model']}, {info['nproc']} cores, {info['memory_gib']} GiB, "
+          f"load {info['load_average_1m']} at start; python {info['python']}; "
+          + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    for line in info["busy"]:
+        print(f"WARNING: other heavy work is running, timings are not representative: {line}")
+
+
+def timed(fn: Callable[[], Any], *, repeats: int) -> list[float]:
+    """Wall seconds of ``repeats`` calls of ``fn``."""
+    out = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def percentiles(values: Sequence[float], qs: Sequence[float] = (50, 95, 99)) -> dict[str, float]:
+    """``{"p50": ..., ...}`` of ``values`` (linear interpolation); empty input gives NaN."""
+    import numpy as np
+
+    if not values:
+        return {f"p{q:g}": float("nan") for q in qs}
+    arr = np.asarray(values, dtype=float)
+    return {f"p{q:g}": float(np.percentile(arr, q)) for q in qs}
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "-"
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+    return "-" if value is None else str(value)
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
+    """A plain-text table of ``rows``; ``columns`` are ``(key, header)`` pairs."""
+    cells = [[header for _, header in columns]]
+    cells += [[fmt(row.get(key)) for key, _ in columns] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.rjust(w) if n else c.ljust(w) for n, (c, w) in enumerate(zip(r, widths, strict=True)))
+             for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def write_json(path: Path | None, doc: dict[str, Any]) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"wrote {path}")

@@ -1,0 +1,344 @@
+"""Model-level throughput: sentimon's ONNX inference helper against the naive PyTorch baseline.
+
+Same real texts, same machine, one run, median of ``--repeats``. Every timing is end to end,
+text in and prediction out, tokenization included; tokenizer-only times show where time goes.
+
+1. baseline: ``transformers.pipeline("text-classification")`` on a local HF directory, eager
+   PyTorch, batch 32, ``torch.set_num_threads(cores)``. It has one (fresh) classification head:
+   the encoder is the cost, and it is the same MiniLM-L6 encoder as sentimon's model.
+2. ``SentimentModel`` (the scorer's runtime): ONNX fp32 (from ``--fp32-dir``, if present) and
+   the released low-precision variant (int8 on CPU, fp16 on CUDA), with and without length
+   sorting, at each ``--batch-sizes``.
+
+Also the argmax agreement of the low-precision variant with fp32, and of both with the
+PyTorch two-head model of the training run (``--train-dir``), per head.
+
+examples:
+  python -m benchmarks.model_bench --json-out runs/bench/model.json
+  python -m benchmarks.model_bench --fp32-dir runs/export --train-dir runs/train/model
+  python -m benchmarks.model_bench --n 64 --repeats 1 --batch-sizes 16   # smoke run
+  python -m benchmarks.model_bench --device cuda                         # fp16 + fp32 on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import (
+    REPO,
+    data_dir,
+    load_texts,
+    machine_info,
+    median,
+    print_machine,
+    table,
+    timed,
+    write_json,
+)
+
+DEFAULT_FP32_DIR = REPO / "runs" / "export"
+DEFAULT_TRAIN_DIR = REPO / "runs" / "train" / "model"
+BASELINE_BATCH = 32
+DEFAULT_BATCH = 64  # SentimentModel.predict's default
+TARGET_SPEEDUP = 6.0
+TARGET_AGREEMENT = 0.98
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.model_bench",
+        description=__doc__.split("\n\n")[0],
+        epilog="examples:" + __doc__.split("examples:", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--n", type=int, default=2048, help="number of real texts (default 2048)")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats per configuration; median reported")
+    p.add_argument("--batch-sizes", default="1,16,64,256", help="comma-separated (default 1,16,64,256)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--threads", type=int, default=0,
+                   help="ONNX Runtime intra-op threads, 0 = its default (all cores), as the scorer")
+    p.add_argument("--max-length", type=int, default=128, help="token truncation, as model.max_length")
+    p.add_argument("--release-dir", type=Path, default=None, help="release directory (default model/release)")
+    p.add_argument("--fp32-dir", type=Path, default=DEFAULT_FP32_DIR,
+                   help="`sentimon export` output holding model.fp32.onnx (default runs/export); "
+                        "fp32 is skipped with a note when absent")
+    p.add_argument("--train-dir", type=Path, default=DEFAULT_TRAIN_DIR,
+                   help="`sentimon train` OUT/model: PyTorch reference for agreement and the "
+                        "baseline's fine-tuned encoder (default runs/train/model)")
+    p.add_argument("--hf-dir", type=Path, help="baseline HF model directory (overrides the choice)")
+    p.add_argument("--skip-baseline", action="store_true", help="no transformers pipeline baseline")
+    p.add_argument("--data-dir", type=Path, help="data root (default ../shared/data)")
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--json-out", type=Path, help="also write all figures as JSON here")
+    args = p.parse_args(argv)
+    args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
+    if args.n < 1 or args.repeats < 1 or not args.batch_sizes or min(args.batch_sizes) < 1:
+        p.error("--n, --repeats and --batch-sizes must be positive")
+    return args
+
+
+# -- the naive baseline ----------------------------------------------------------------------------
+
+
+def baseline_dirs(args: argparse.Namespace) -> tuple[Path, Path, str]:
+    """(model dir, tokenizer dir, what it is) for the pipeline baseline."""
+    if args.hf_dir:
+        return args.hf_dir, args.hf_dir, f"{args.hf_dir} (given with --hf-dir)"
+    enc = args.train_dir / "encoder"
+    if (enc / "config.json").exists() and (args.train_dir / "tokenizer.json").exists():
+        return enc, args.train_dir, (f"fine-tuned encoder of the training run ({enc}), "
+                                     "fresh 2-label classification head")
+    from sentimon.model.network import default_base_dir
+
+    base = default_base_dir()
+    return base, base, (f"base all-MiniLM-L6-v2 ({base}), fresh 2-label classification head "
+                        f"(no training run at {args.train_dir}); same architecture and cost")
+
+
+def run_baseline(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
+    import torch
+    from transformers import pipeline
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the fresh-head warning is expected; it is in the notes
+    cores = os.cpu_count() or 1
+    torch.set_num_threads(cores)
+    model_dir, tok_dir, what = baseline_dirs(args)
+    pipe = pipeline("text-classification", model=str(model_dir), tokenizer=str(tok_dir),
+                    device=0 if args.device == "cuda" else -1)
+    kw = {"batch_size": BASELINE_BATCH, "truncation": True, "max_length": args.max_length}
+    pipe(texts[:BASELINE_BATCH], **kw)  # warm-up
+    secs = timed(lambda: pipe(texts, **kw), repeats=args.repeats)
+    tok = pipe.tokenizer
+
+    def tokenize() -> None:
+        for i in range(0, len(texts), BASELINE_BATCH):
+            tok(texts[i : i + BASELINE_BATCH], padding=True, truncation=True, max_length=args.max_length,
+                return_tensors="pt")
+
+    tok_secs = timed(tokenize, repeats=args.repeats)
+    return {
+        "what": what,
+        "model_dir": str(model_dir),
+        "batch_size": BASELINE_BATCH,
+        "torch_threads": torch.get_num_threads(),
+        "attn_implementation": getattr(pipe.model.config, "_attn_implementation", "unknown"),
+        "seconds": secs,
+        "seq_per_s": len(texts) / median(secs),
+        "tokenizer_seconds": tok_secs,
+        "tokenizer_share": median(tok_secs) / median(secs),
+    }
+
+
+# -- sentimon's inference helper -------------------------------------------------------------------
+
+
+def variant_dirs(args: argparse.Namespace) -> tuple[list[tuple[str, Path]], list[str]]:
+    """[(variant, directory)] to measure, and notes on what was skipped."""
+    from sentimon.model.inference import RELEASE_DIR, onnx_file
+
+    release = args.release_dir or RELEASE_DIR
+    notes = []
+    out: list[tuple[str, Path]] = []
+    if onnx_file(args.fp32_dir, "fp32").exists():
+        out.append(("fp32", args.fp32_dir))
+    else:
+        notes.append(f"fp32 skipped: no {onnx_file(args.fp32_dir, 'fp32')} (the release ships int8 + "
+                     "fp16 only; `sentimon export runs/train/model --out runs/export` writes fp32)")
+    low = "fp16" if args.device == "cuda" else "int8"
+    if not onnx_file(release, low).exists():
+        raise SystemExit(f"no {onnx_file(release, low)}")
+    out.append((low, release))
+    return out, notes
+
+
+def run_variant(args: argparse.Namespace, variant: str, model_dir: Path, texts: list[str],
+                baseline_rate: float | None) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
+    """Timed rows of one variant, its tokenizer-only time, and its logits for agreement."""
+    from sentimon.model.inference import SentimentModel
+
+    model = SentimentModel.load(model_dir, device=args.device, variant=variant,
+                                max_length=args.max_length, threads=args.threads)
+    model.predict(texts[:256], batch_size=DEFAULT_BATCH)  # warm-up: allocations, kernels
+    rows = []
+    for bs in args.batch_sizes:
+        # At batch 1 there is no padding, so sorting changes nothing: measured once.
+        for sort in (True,) if bs == 1 else (True, False):
+            secs = timed(lambda bs=bs, sort=sort: model.predict(texts, batch_size=bs, sort_by_length=sort),
+                         repeats=args.repeats)
+            rate = len(texts) / median(secs)
+            rows.append({
+                "variant": variant, "provider": model.provider, "batch_size": bs,
+                "sorted": "yes" if sort else "no" if bs > 1 else "n/a",
+                "seq_per_s": rate, "x_baseline": rate / baseline_rate if baseline_rate else None,
+                "ms_per_seq": 1000 / rate, "seconds": secs,
+                "model": f"{model.name}@{model.version}",
+            })
+            print(f"  {variant} batch {bs:>3} sorted={rows[-1]['sorted']:<3} {rate:8.1f} seq/s",
+                  flush=True)
+    tok_secs = timed(lambda: model.token_counts(texts), repeats=args.repeats)
+    counts = model.token_counts(texts)
+    tokenizer = {"seconds": tok_secs, "seq_per_s": len(texts) / median(tok_secs),
+                 "mean_tokens": float(np.mean(counts)), "max_tokens": int(max(counts))}
+    logits = model.logits(texts, batch_size=DEFAULT_BATCH, sort_by_length=True)
+    meta = {"tokenizer": tokenizer, "model": f"{model.name}@{model.version}", "path": str(model.path),
+            "provider": model.provider}
+    return rows, meta, logits
+
+
+def pytorch_logits(train_dir: Path, texts: list[str], max_length: int, device: str) -> Any:
+    """Logits of the PyTorch two-head model (the export's source), or None when absent."""
+    if not (train_dir / "heads.pt").exists():
+        return None
+    import torch
+
+    from sentimon.model.network import TwoHeadModel
+    from sentimon.model.text import load_tokenizer, normalize, pad_batch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    model = TwoHeadModel.load(train_dir).to(device)
+    tok = load_tokenizer(train_dir / "tokenizer.json", max_length)
+    ids = [e.ids for e in tok.encode_batch([normalize(t) for t in texts])]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    outs_t: dict[int, Any] = {}
+    outs_s: dict[int, Any] = {}
+    with torch.inference_mode():
+        for start in range(0, len(order), DEFAULT_BATCH):
+            sel = order[start : start + DEFAULT_BATCH]
+            input_ids, mask = pad_batch([ids[i] for i in sel])
+            t, s = model(torch.from_numpy(input_ids).to(device), torch.from_numpy(mask).to(device))
+            for k, i in enumerate(sel):
+                outs_t[i], outs_s[i] = t[k].cpu().numpy(), s[k].cpu().numpy()
+    topic = np.stack([outs_t[i] for i in range(len(ids))])
+    sent = np.stack([outs_s[i] for i in range(len(ids))])
+    return topic, sent
+
+
+def agreement(a: Any, b: Any) -> dict[str, float]:
+    """Share of texts whose argmax is the same, per head and for both heads at once."""
+    t = a[0].argmax(1) == b[0].argmax(1)
+    s = a[1].argmax(1) == b[1].argmax(1)
+    return {"topic": float(t.mean()), "sentiment": float(s.mean()), "both": float((t & s).mean())}
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.device == "cuda":
+        import onnxruntime as ort
+
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            print("--device cuda: onnxruntime has no CUDAExecutionProvider here", file=sys.stderr)
+            return 2
+    info = machine_info()
+    print_machine(info)
+    items = load_texts(data_dir(args.data_dir), args.n, seed=args.seed)
+    texts = [t.text for t in items]
+    print(f"{len(texts)} real texts ({sum(t.kind == 'news' for t in items)} news headlines, "
+          f"{sum(t.kind == 'comment' for t in items)} StockNet tweets), {args.repeats} repeats each")
+    notes: list[str] = []
+
+    baseline = None
+    if args.skip_baseline:
+        notes.append("baseline skipped (--skip-baseline): no ratios")
+    else:
+        print("baseline: transformers pipeline, eager PyTorch ...", flush=True)
+        try:
+            baseline = run_baseline(args, texts)
+        except ImportError as exc:
+            notes.append(f"baseline skipped: {exc} (install the train extra: pip install -e '.[train]')")
+        else:
+            print(f"  {baseline['seq_per_s']:.1f} seq/s ({baseline['what']})")
+    base_rate = baseline["seq_per_s"] if baseline else None
+
+    variants, skipped = variant_dirs(args)
+    notes += skipped
+    rows: list[dict[str, Any]] = []
+    metas: dict[str, Any] = {}
+    logits: dict[str, Any] = {}
+    for variant, model_dir in variants:
+        print(f"sentimon {variant} ({model_dir}) ...", flush=True)
+        r, meta, lg = run_variant(args, variant, model_dir, texts, base_rate)
+        rows += r
+        metas[variant] = meta
+        logits[variant] = lg
+
+    agree: dict[str, Any] = {}
+    low = variants[-1][0]
+    if "fp32" in logits:
+        agree[f"{low}_vs_fp32"] = agreement(logits[low], logits["fp32"])
+        if metas["fp32"]["model"] != metas[low]["model"]:
+            notes.append(f"fp32 ({metas['fp32']['model']}) and {low} ({metas[low]['model']}) come from "
+                         "different exports: their agreement is not a quantisation figure")
+    try:
+        torch_logits = pytorch_logits(args.train_dir, texts, args.max_length, args.device)
+    except ImportError as exc:
+        torch_logits = None
+        notes.append(f"PyTorch agreement skipped: {exc}")
+    if torch_logits is None:
+        notes.append(f"PyTorch agreement skipped: no training run at {args.train_dir}")
+    else:
+        for variant in logits:
+            agree[f"{variant}_vs_pytorch"] = agreement(logits[variant], torch_logits)
+
+    # The scorer's CPU default: variant auto (int8), length sorting, predict's batch 64.
+    default = next((r for r in rows if r["variant"] == low and r["batch_size"] == DEFAULT_BATCH
+                    and r["sorted"] == "yes"), None)
+    targets: dict[str, Any] = {}
+    if default and default["x_baseline"] is not None:
+        targets["speedup_default_vs_baseline"] = {
+            "value": default["x_baseline"], "target": TARGET_SPEEDUP,
+            "met": default["x_baseline"] >= TARGET_SPEEDUP,
+        }
+    if f"{low}_vs_fp32" in agree:
+        worst = min(agree[f"{low}_vs_fp32"]["topic"], agree[f"{low}_vs_fp32"]["sentiment"])
+        targets[f"agreement_{low}_vs_fp32"] = {"value": worst, "target": TARGET_AGREEMENT,
+                                               "met": worst >= TARGET_AGREEMENT}
+
+    print()
+    head = [{"variant": "pytorch (baseline)", "provider": "torch", "batch_size": BASELINE_BATCH,
+             "sorted": "no", "seq_per_s": base_rate, "x_baseline": 1.0,
+             "ms_per_seq": 1000 / base_rate}] if base_rate else []
+    print(table(head + rows, [("variant", "variant"), ("batch_size", "batch"), ("sorted", "sorted"),
+                              ("seq_per_s", "seq/s"), ("x_baseline", "x baseline"),
+                              ("ms_per_seq", "ms/seq")]))
+    print()
+    tok_rows = []
+    if baseline:
+        tok_rows.append({"what": "HF fast tokenizer, batches of 32, padded (baseline)",
+                         "s": median(baseline["tokenizer_seconds"]),
+                         "share": baseline["tokenizer_share"]})
+    for variant, meta in metas.items():
+        mine = [r for r in rows if r["variant"] == variant]
+        ref = next((r for r in mine if r["batch_size"] == DEFAULT_BATCH and r["sorted"] == "yes"), mine[0])
+        s = median(meta["tokenizer"]["seconds"])
+        tok_rows.append({"what": f"sentimon tokenizer ({variant} dir), whole list",
+                         "s": s, "share": s / median(ref["seconds"])})
+    print(table(tok_rows, [("what", "tokenizer only"), ("s", "seconds"),
+                           ("share", "share of end-to-end")]))
+    for name, a in agree.items():
+        print(f"argmax agreement {name}: sentiment {a['sentiment']:.2%}, topic {a['topic']:.2%}, "
+              f"both {a['both']:.2%}")
+    for name, t in targets.items():
+        print(f"target {name}: {t['value']:.3g} (target >= {t['target']:g}) "
+              f"{'MET' if t['met'] else 'NOT MET'}")
+    for note in notes:
+        print(f"note: {note}")
+    write_json(args.json_out, {
+        "benchmark": "model", "machine": info, "n_texts": len(texts), "repeats": args.repeats,
+        "device": args.device, "baseline": baseline, "rows": rows, "variants": metas,
+        "agreement": agree, "targets": targets, "notes": notes,
+    })
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
