@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer
+from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry, ProcessCollector
 
@@ -117,8 +118,17 @@ class Monitor:
             log.error("cannot serve metrics", extra={
                 "host": m.metrics_host, "port": m.metrics_port, "error": str(exc)})
             return 1
-        consumer = make_consumer(self.settings.kafka, group_id=m.group_id,
-                                 client_suffix="monitor")
+        try:
+            # Give up on an unreachable cluster after one request timeout, not kafka-python's
+            # fixed 30 s, so a misconfigured bootstrap list is reported promptly.
+            consumer = make_consumer(
+                self.settings.kafka, group_id=m.group_id, client_suffix="monitor",
+                bootstrap_timeout_ms=self.settings.kafka.request_timeout_ms)
+        except KafkaError as exc:
+            log.error("cannot reach Kafka", extra={
+                "bootstrap_servers": self.settings.kafka.bootstrap_servers, "error": repr(exc)})
+            self.http.stop()
+            return 1
         try:
             if topic not in consumer.topics():
                 log.warning("scored topic does not exist yet, waiting", extra={"topic": topic})
@@ -154,7 +164,7 @@ class Monitor:
                 log.info("windows rebuilt, monitor ready", extra={
                     "partitions": len(self._targets),
                     "records": sum(self.aggregator.records.values())})
-            if now - last_lag >= LAG_REFRESH_S or not batch:
+            if now - last_lag >= LAG_REFRESH_S:
                 self._refresh_lag(consumer)
                 last_lag = now
             if idle_exit_s is not None and self._ready and now - last_record >= idle_exit_s:
