@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from sentimon.config import Settings
 from sentimon.http import DaemonHTTPServer
 from sentimon.kafka import GracefulStop, consumer_lag, make_consumer
-from sentimon.monitor.aggregate import Aggregator, Snapshot
+from sentimon.monitor.aggregate import MARKET, Aggregator, Snapshot
 from sentimon.monitor.collector import MonitorCollector
 from sentimon.monitor.records import MalformedRecord, parse_scored
 from sentimon.monitor.spike import SpikeRule
@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 FUTURE_TOLERANCE_S = 300.0
 #: Seconds between two consumer-lag refreshes (one ListOffsets request each).
 LAG_REFRESH_S = 2.0
+#: Seconds between two progress lines while the windows are rebuilt.
+PROGRESS_S = 5.0
 #: Malformed records of one reason logged one by one, then one in this many.
 _LOG_FIRST, _LOG_EVERY = 10, 1000
 
@@ -144,7 +146,7 @@ class Monitor:
         return 0
 
     def _loop(self, consumer: KafkaConsumer, *, idle_exit_s: float | None) -> None:
-        last_record = last_lag = time.monotonic()
+        last_record = last_lag = last_progress = time.monotonic()
         while not self.stop:
             batch = consumer.poll(timeout_ms=500)
             if self._pending_rebuild:
@@ -162,8 +164,11 @@ class Monitor:
             if not self._ready and self._caught_up(consumer):
                 self._ready = True
                 log.info("windows rebuilt, monitor ready", extra={
-                    "partitions": len(self._targets),
-                    "records": sum(self.aggregator.records.values())})
+                    "partitions": len(self._targets), "records": self._in_windows()})
+            elif not self._ready and self._assigned and now - last_progress >= PROGRESS_S:
+                last_progress = now
+                log.info("rebuilding windows", extra={
+                    "records": self._in_windows(), "remaining": self._remaining(consumer)})
             if now - last_lag >= LAG_REFRESH_S:
                 self._refresh_lag(consumer)
                 last_lag = now
@@ -229,6 +234,19 @@ class Monitor:
             except Exception:  # revoked meanwhile; the next rebuild decides
                 return False
         return True
+
+    def _in_windows(self) -> int:
+        short, base = self.aggregator.windows.figures(MARKET)
+        return short.n + base.n
+
+    def _remaining(self, consumer: KafkaConsumer) -> int:
+        left = 0
+        for tp, target in self._targets.items():
+            try:
+                left += max(0, target - consumer.position(tp))
+            except Exception:  # revoked meanwhile
+                continue
+        return left
 
     def _refresh_lag(self, consumer: KafkaConsumer) -> None:
         try:

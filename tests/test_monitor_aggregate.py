@@ -17,7 +17,7 @@ def agg(**over: object) -> Aggregator:
         rule=SpikeRule(spike_z=3.0, min_volume=30, min_lift=0.15), dedup_capacity=10_000,
     )
     opts.update(over)
-    return Aggregator(**opts)  # type: ignore[arg-type]
+    return Aggregator(**opts)
 
 
 def rec(i: int, ts: float, *, topic: str = "Earnings", sentiment: str = "neutral",
