@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from sentimon.alerts.notify import (
     NotifyServer,
     PayloadError,
@@ -359,3 +360,140 @@ def test_cli_daemon_receives_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert out.splitlines() == [describe(SPIKE)]
     assert json.loads(jsonl.read_text())["labels"]["topic"] == "Macro"
     assert "notify receiver stopped" in err
+
+
+# --- the whole alerting path with real servers -------------------------------------------------
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _scored(i: int, *, ts: float, topic: str, negative: bool, tickers: list[str]) -> bytes:
+    from datetime import UTC, datetime
+
+    def iso(t: float) -> str:
+        return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+    probs = {"negative": 0.9, "neutral": 0.05, "positive": 0.05} if negative else \
+        {"negative": 0.05, "neutral": 0.85, "positive": 0.1}
+    return json.dumps({
+        "id": f"e2e-{i}", "ts": iso(ts), "kind": "news", "source": "test", "tickers": tickers,
+        "topic": topic, "topic_prob": 0.9, "sentiment": "negative" if negative else "neutral",
+        "sentiment_probs": probs, "score": probs["positive"] - probs["negative"],
+        "model": "test@0", "scored_at": iso(time.time()),
+    }).encode()
+
+
+@pytest.mark.integration
+def test_spike_reaches_notify_through_real_monitor_prometheus_and_alertmanager(
+    kafka_settings, topics, tmp_path: Path
+) -> None:
+    """Scored records -> `sentimon monitor` -> Prometheus (rendered rules, scaled-down
+    `for:`) -> Alertmanager (rendered config, bearer secret) -> `sentimon notify`."""
+    from pydantic import SecretStr
+
+    from sentimon.kafka import make_producer
+    from sentimon.stack.manager import Stack
+
+    prom_port, am_port, monitor_port, scorer_port, notify_port = _free_ports(5)
+    base = kafka_settings
+    settings = base.model_copy(update={
+        "home": tmp_path / "home",
+        "topics": topics,
+        "stack": base.stack.model_copy(update={
+            "prometheus_port": prom_port, "alertmanager_port": am_port, "scrape_interval": "1s"}),
+        "scorer": base.scorer.model_copy(update={"metrics_port": scorer_port}),
+        "monitor": base.monitor.model_copy(update={
+            "metrics_port": monitor_port, "short_window_s": 60, "baseline_window_s": 3600,
+            "min_volume": 20}),
+        "notify": base.notify.model_copy(update={
+            "port": notify_port, "secret": SecretStr("e2e-secret")}),
+        "alerts": base.alerts.model_copy(update={
+            "spike_for": "3s", "group_wait": "1s", "group_interval": "1s",
+            "dashboard_url": "http://grafana.test/d/sentimon-topics"}),
+    })
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTIMON_")}
+    env |= {
+        "SENTIMON_HOME": str(settings.home),
+        "SENTIMON_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "SENTIMON_TOPICS__SCORED": topics.scored,
+        "SENTIMON_MONITOR__GROUP_ID": f"monitor-{topics.scored}",
+        "SENTIMON_MONITOR__METRICS_PORT": str(monitor_port),
+        "SENTIMON_MONITOR__SHORT_WINDOW_S": "60",
+        "SENTIMON_MONITOR__BASELINE_WINDOW_S": "3600",
+        "SENTIMON_MONITOR__MIN_VOLUME": "20",
+        "SENTIMON_NOTIFY__PORT": str(notify_port),
+        "SENTIMON_NOTIFY__SECRET": "e2e-secret",
+    }
+    jsonl = tmp_path / "notifications.jsonl"
+    logs = {name: (tmp_path / f"{name}.log").open("w") for name in ("monitor", "notify")}
+    procs = {
+        "monitor": subprocess.Popen([sys.executable, "-m", "sentimon", "monitor"], env=env,
+                                    stdout=logs["monitor"], stderr=subprocess.STDOUT),
+        "notify": subprocess.Popen(
+            [sys.executable, "-m", "sentimon", "notify", "--jsonl", str(jsonl)], env=env,
+            stdout=logs["notify"], stderr=subprocess.STDOUT),
+    }
+    stack = Stack(settings)
+    try:
+        stack.up(["alertmanager", "prometheus"], timeout_s=60)
+        # A quiet baseline over the last 50 minutes, then a burst of negatives in the
+        # short window, for a topic and a watchlist ticker.
+        now = time.time()
+        producer = make_producer(settings.kafka, client_suffix="e2e-test")
+        for i in range(300):
+            producer.send(topics.scored, key=b"Macro", value=_scored(
+                i, ts=now - 3000 + i * 9, topic="Macro", negative=i % 10 == 0,
+                tickers=["TSLA"]))
+        for i in range(300, 360):
+            producer.send(topics.scored, key=b"Macro", value=_scored(
+                i, ts=now - 30 + (i - 300) * 0.5, topic="Macro", negative=i % 5 != 0,
+                tickers=["TSLA"]))
+        producer.flush(30)
+        producer.close()
+
+        # ScorerDown (no scorer runs here) would inhibit spikes only after its 2m `for:`.
+        deadline = time.monotonic() + 90
+        records: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            for name, proc in procs.items():
+                assert proc.poll() is None, (
+                    f"{name} exited: " + (tmp_path / f"{name}.log").read_text()[-3000:])
+            if jsonl.exists():
+                records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+            names = {r["alertname"] for r in records if r["status"] == "firing"}
+            if {"NegativeSentimentSpike", "TickerNegativeSpike"} <= names:
+                break
+            time.sleep(0.5)
+        by_name = {r["alertname"]: r for r in records if r["status"] == "firing"}
+        assert "NegativeSentimentSpike" in by_name, (
+            records, (tmp_path / "notify.log").read_text()[-3000:])
+        assert "TickerNegativeSpike" in by_name, records
+        spike = by_name["NegativeSentimentSpike"]
+        assert spike["labels"]["topic"] == "Macro"
+        assert spike["annotations"]["dashboard_url"] == (
+            "http://grafana.test/d/sentimon-topics?var-topic=Macro")
+        summary = spike["annotations"]["summary"]
+        assert "n/a" not in summary, summary
+        assert "negative share 80% vs baseline 10% over 60 records" in summary, summary
+        assert by_name["TickerNegativeSpike"]["labels"]["ticker"] == "TSLA"
+        assert "[FIRING] NegativeSentimentSpike topic=Macro" in (
+            tmp_path / "notify.log").read_text()
+    finally:
+        stack.down(["prometheus", "alertmanager"])
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        for f in logs.values():
+            f.close()
