@@ -48,7 +48,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT."""
     from sentimon.alerts.notify import WEBHOOK_PATH, NotifyServer
-
     from sentimon.kafka import GracefulStop
 
     n = settings.notify

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sentimon.alerts.render import RULES_FILE, check_duration, dashboard_link, render_rules
 
+from sentimon.alerts.render import RULES_FILE, check_duration, dashboard_link, render_rules
 from sentimon.config import ConfigError, Settings
 
 ALERTS_DIR = RULES_FILE.parent.parent

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from sentimon.config import ConfigError, Settings
 from sentimon.deploy.render import (
     alertmanager_config,
     notify_url,
     render_alertmanager,
     render_grafana_datasource,
 )
-
-from sentimon.config import ConfigError, Settings
 
 EXAMPLE = Path(__file__).parent.parent / "deploy" / "alertmanager.example.yml"
 AMTOOL = shutil.which("amtool")
@@ -166,7 +166,6 @@ def test_real_alertmanager_delivers_to_notify_and_inhibits_spikes(tmp_path: Path
     from datetime import UTC, datetime
 
     from sentimon.alerts.notify import NotifyServer
-
     from sentimon.stack import observability as obs
     from sentimon.stack.manager import Stack
 

@@ -44,7 +44,7 @@ def timeseries(
     thresholds: list[tuple[float, str]] | None = None, stack: bool = False,
 ) -> Panel:
     """A time-series panel; ``thresholds`` draw dashed lines (value, colour)."""
-    steps = [{"color": "green", "value": None}]
+    steps: list[dict[str, Any]] = [{"color": "green", "value": None}]
     steps += [{"color": color, "value": value} for value, color in thresholds or []]
     custom: dict[str, Any] = {
         "drawStyle": "line", "lineWidth": 1, "fillOpacity": 10 if stack else 0,
