@@ -154,15 +154,13 @@ def burst_items(
 ) -> list[ReplayItem]:
     """A negative burst about ``topic``: real Bearish-labelled texts the model puts in ``topic``.
 
-    Texts the model scores as negative and assigns to ``topic`` come first; if there are
-    fewer than ``count``, the rest of the negative pool fills the burst (they still count as
-    negative volume in the market and their own topics).
+    The texts carry a human Bearish label; the model only decides which are about ``topic``.
+    With fewer such texts than ``count`` they repeat, as retweets do, each with its own id.
     """
     items = load_items(pool, kind=kind)
     texts = [str(i.value.get("text", "")) for i in items]
     preds = model.predict(texts)
-    on_topic = [i for i, p in zip(items, preds, strict=True)
-                if p.topic == topic and p.sentiment == "negative"]
+    on_topic = [i for i, p in zip(items, preds, strict=True) if p.topic == topic]
     if not on_topic:
         raise ReplayError(f"no negative text in {pool} is about {topic!r} according to the model")
     rng = random.Random(seed)
