@@ -294,7 +294,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
             mininterval=5.0,
             dynamic_ncols=True,
         )
-        running = 0.0
+        running: float | None = None
         for b in range(state["step_in_epoch"], len(batches)):
             input_ids, mask, y_topic, y_sent = _tensors(
                 train_ids, splits.train, batches[b], device
@@ -316,7 +316,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
             scheduler.step()
             state["global_step"] += 1
             state["step_in_epoch"] = b + 1
-            running = 0.98 * running + 0.02 * loss.item() if b else loss.item()
+            running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
             bar.set_postfix(loss=f"{running:.3f}", refresh=False)
             bar.update(1)
             if cfg.save_every and state["global_step"] % cfg.save_every == 0:

@@ -86,7 +86,7 @@ def test_export_variants_metadata_and_parity(exported):
 
 
 def test_evaluate_card_and_score(exported, tmp_path):
-    from sentimon.model.card import build_card, write_card
+    from sentimon.model.card import build_card
     from sentimon.model.evaluate import evaluate_dir
     from sentimon.model.inference import SentimentModel
     from sentimon.model.release import build_release

@@ -28,3 +28,17 @@ def test_card_metrics_reproduced_on_int8():
     for head in ("topic", "sentiment"):
         for key in ("accuracy", "macro_f1"):
             assert m[head][key] == pytest.approx(expected[head][key], abs=TOLERANCE), (head, key)
+
+
+def test_card_records_export_checks():
+    card = json.loads((RELEASE_DIR / CARD_JSON).read_text(encoding="utf-8"))
+    export = card["export"]
+    assert export["parity_fp32_vs_pytorch_max_abs_logit_diff"] < 1e-3
+    q = export["int8"]
+    assert q["n_texts"] >= 6000  # measured on the full validation texts
+    assert q["agreement"]["min"] >= 0.98
+    fused = export["fused_operators"]
+    assert fused.get("Attention", 0) + fused.get("MultiHeadAttention", 0) > 0
+    assert fused.get("SkipLayerNormalization", 0) > 0
+    assert card["training"]["train_seconds"] > 0
+    assert set(card["metrics"]) >= {"fp32", "int8", "fp16"}
