@@ -6,11 +6,55 @@ commit after their output is acknowledged) and producers wait for all in-sync re
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 
-from sentimon.config import KafkaSettings
+from sentimon.config import ConfigError, KafkaSettings
+
+T = TypeVar("T")
+
+
+class KafkaAuthError(ConfigError):
+    """The broker refused the configured SASL credentials (the password is never shown).
+
+    A :class:`~sentimon.config.ConfigError`, so ``sentimon`` prints it as one line and
+    exits 2 instead of retrying a login that cannot succeed.
+    """
+
+
+class _AuthFailures(logging.Handler):
+    """Watches kafka-python's log while a client bootstraps: it only raises "timed out".
+
+    A refused login shows up either as an explicit ``SaslAuthenticationFailedError`` or,
+    when the broker closes the socket before its answer is read, as connections that were
+    accepted and then dropped during the handshake (a stopped broker refuses them instead).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.detail: str | None = None
+        self.dropped = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if "SaslAuthenticationFailedError" in msg:
+            detail = msg.rsplit("SaslAuthenticationFailedError:", 1)[-1].split(" (backoff")[0]
+            self.detail = detail.strip(" )") or "authentication failed"
+        elif "Connection lost" in msg and ("socket disconnected" in msg
+                                          or "IllegalSaslStateError" in msg):
+            self.dropped += 1
+
+    def reason(self) -> str | None:
+        if self.detail:
+            return self.detail
+        if self.dropped:
+            return (f"the broker closed the connection during the login, {self.dropped} time(s) "
+                    "(wrong user name or password, another mechanism, or not a SASL listener)")
+        return None
 
 
 def security_config(kafka: KafkaSettings) -> dict[str, Any]:
@@ -35,6 +79,29 @@ def security_config(kafka: KafkaSettings) -> dict[str, Any]:
     return cfg
 
 
+def _connect(kafka: KafkaSettings, build: Callable[[], T]) -> T:
+    """Run a client constructor, turning a refused SASL login into :class:`KafkaAuthError`."""
+    if not kafka.security_protocol.startswith("SASL"):
+        return build()
+    watcher = _AuthFailures()
+    logger = logging.getLogger("kafka")
+    logger.addHandler(watcher)
+    try:
+        return build()
+    except (KafkaTimeoutError, KafkaConnectionError):
+        reason = watcher.reason()
+        if reason is None:  # nothing answered at all: not a login problem
+            raise
+        raise KafkaAuthError(
+            f"Kafka refused the SASL login of user {kafka.sasl_username!r} "
+            f"({kafka.sasl_mechanism}) at {kafka.bootstrap_servers}: {reason}. Check "
+            "SENTIMON_KAFKA__SASL_USERNAME, SENTIMON_KAFKA__SASL_PASSWORD and "
+            "SENTIMON_KAFKA__SASL_MECHANISM"
+        ) from None
+    finally:
+        logger.removeHandler(watcher)
+
+
 def make_consumer(
     kafka: KafkaSettings,
     *,
@@ -56,7 +123,7 @@ def make_consumer(
         "heartbeat_interval_ms": 3_000,
     }
     cfg.update(overrides)
-    return KafkaConsumer(**cfg)
+    return _connect(kafka, lambda: KafkaConsumer(**cfg))
 
 
 def make_producer(kafka: KafkaSettings, *, client_suffix: str = "producer", **overrides: Any) -> KafkaProducer:
@@ -72,11 +139,11 @@ def make_producer(kafka: KafkaSettings, *, client_suffix: str = "producer", **ov
         "compression_type": None,
     }
     cfg.update(overrides)
-    return KafkaProducer(**cfg)
+    return _connect(kafka, lambda: KafkaProducer(**cfg))
 
 
 def make_admin(kafka: KafkaSettings, **overrides: Any) -> KafkaAdminClient:
     """An admin client with the same connection and security settings."""
     cfg: dict[str, Any] = {**security_config(kafka), "client_id": f"{kafka.client_id}-admin"}
     cfg.update(overrides)
-    return KafkaAdminClient(**cfg)
+    return _connect(kafka, lambda: KafkaAdminClient(**cfg))
