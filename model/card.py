@@ -55,12 +55,16 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def build_card(
-    export_dir: Path, metrics: dict[str, Any], previous: dict[str, Any] | None = None
+    export_dir: Path,
+    metrics: dict[str, Any],
+    previous: dict[str, Any] | None = None,
+    notes: str | None = None,
 ) -> dict[str, Any]:
     """Assemble the card from ``export_dir``'s JSON side files and evaluation ``metrics``.
 
     ``previous`` (an existing card) supplies training/export facts when ``export_dir`` is a
-    release directory, which does not carry the side files.
+    release directory, which does not carry the side files. ``notes`` (free text, e.g. how
+    the run was interrupted and resumed) goes into the training section.
     """
     prev = previous or {}
     info = _read(export_dir / "export_info.json") or prev.get("export", {})
@@ -69,7 +73,9 @@ def build_card(
     training = prev.get("training", {})
     if summary or tmeta:
         cfg = tmeta.get("train_config", {})
-        command = cfg.get("extra", {}).get("command") or (
+        recorded = cfg.get("extra", {}).get("command", "")
+        # A resumed run records its --resume command line; the card states the full run.
+        command = recorded.replace(" --resume", "") or (
             f"sentimon train --out {cfg.get('out', 'runs/train')} --epochs {cfg.get('epochs')} "
             f"--threads {cfg.get('threads')}"
         )
@@ -84,7 +90,10 @@ def build_card(
             or f"{summary.get('device', 'cpu')}, {summary.get('torch_threads')} torch threads",
             "class_weights": summary.get("class_weights"),
             "data_stats": summary.get("data_stats") or tmeta.get("data_stats"),
+            "resumed": " --resume" in recorded,
         }
+    if notes:
+        training = {**training, "notes": notes}
     variants = metrics.get("variants", {})
     gaps = {}
     for variant, m in variants.items():
@@ -163,8 +172,10 @@ def render_markdown(card: dict[str, Any]) -> str:
     tg = card["targets"]
     w(f"\nTargets: sentiment accuracy >= {tg['sentiment_accuracy']}, topic accuracy >= "
       f"{tg['topic_accuracy']}. Gaps (accuracy - target): `{json.dumps(card['target_gaps'])}`\n")
-    for v, m in card["metrics"].items():
-        w(f"### Per class, {v}\n")
+    shown = [v for v in ("int8", *card["metrics"]) if v in card["metrics"]][:1]
+    for v in shown:
+        m = card["metrics"][v]
+        w(f"### Per class, {v} (the shipped CPU variant; all variants are in model_card.json)\n")
         for head in ("topic", "sentiment"):
             w(f"**{head}** (n={m[head]['n']})\n")
             w("| class | precision | recall | F1 | support |")
@@ -174,12 +185,14 @@ def render_markdown(card: dict[str, Any]) -> str:
                   f"{_pct(c['f1'])} | {c['support']} |")
             w(f"\nConfusion matrix (rows true, columns predicted, label order above): "
               f"`{json.dumps(m[head]['confusion'])}`\n")
-        break  # per-class tables for the first variant; all variants are in the JSON card
     if t:
         w("## Training\n")
         w(f"- command: `{t.get('command')}`")
         w(f"- measured time: {t.get('train_seconds')} s ({t.get('hardware')})")
-        w(f"- best epoch (dev): {t.get('best_epoch')}")
+        w(f"- best epoch (dev): {t.get('best_epoch')}; dev history: "
+          f"`{json.dumps(t.get('dev_history'))}`")
+        if t.get("notes"):
+            w(f"- notes: {t['notes']}")
         w(f"- class imbalance: {t.get('imbalance_method')}")
         w(f"- config: `{json.dumps(t.get('config'))}`\n")
     e = card.get("export") or {}

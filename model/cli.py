@@ -81,7 +81,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--version", default=None, help="model version (default from date)")
     p.add_argument("--release", action="store_true", help="replace model/release/ as well")
     p.add_argument("--data", type=Path, help="data root (for int8 agreement / release card)")
-    p.add_argument("--skip-fp16", action="store_true")
+    p.add_argument("--skip-fp16", action="store_true", help="no fp16 variant (not for --release)")
+    p.add_argument("--notes", help="free text for the card's training section (with --release)")
     p.set_defaults(func=run_export)
 
     p = sub.add_parser(
@@ -166,7 +167,7 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
 
         metrics = evaluate_dir(args.out, data_dir=data_dir)
         print(summary_table(metrics))
-        card = build_card(args.out, metrics)
+        card = build_card(args.out, metrics, notes=args.notes)
         write_card(args.out, card)
         size = build_release(args.out, card)
         print(f"release written: {size / 1e6:.1f} MB")
