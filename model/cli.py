@@ -42,9 +42,13 @@ examples:
 """
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the epilog's layout and shows each option's default."""
+
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add ``train``, ``export`` and ``evaluate`` to the ``sentimon`` command."""
-    fmt = argparse.RawDescriptionHelpFormatter
+    fmt = _Formatter
     p = sub.add_parser(
         "train",
         help="fine-tune the two-head (topic + sentiment) encoder",
@@ -145,6 +149,8 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
     from sentimon.model.data import default_data_dir, load_sentiment, load_topic
     from sentimon.model.export import export
 
+    if args.release and args.skip_fp16:
+        raise SystemExit("sentimon export: --release ships the fp16 variant; drop --skip-fp16")
     data_dir = _data_dir(args) or default_data_dir()
     # int8 agreement is measured on the validation texts (labels unused: no tuning on them).
     texts = [e.text for e in (*load_topic(data_dir, "valid"), *load_sentiment(data_dir, "valid"))]
