@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
-from kafka.errors import CommitFailedError, KafkaError
+from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from sentimon.config import Settings
@@ -33,7 +33,7 @@ from sentimon.kafka import GracefulStop, consumer_lag, make_consumer, make_produ
 log = logging.getLogger(__name__)
 
 IDLE_POLL_S = 0.5
-"""Poll timeout when no batch is open: also how fast a stop request is noticed."""
+"""Longest poll: how fast a stop request or a due batch is noticed."""
 LAG_EVERY_S = 5.0
 ACK_TIMEOUT_S = 120.0
 
@@ -65,14 +65,28 @@ class Item:
     result: InputMessage | Rejection
 
 
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Listener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
+    """Finish and commit the batch in hand before partitions move to another member.
+
+    kafka-python 3 runs listeners on the consumer's IO thread, where the blocking
+    ``consumer.commit`` is refused; hence the async listener awaiting ``commit_async``.
+    """
+
     def __init__(self, scorer: Scorer) -> None:
         self.scorer = scorer
 
-    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self.scorer._on_revoked(revoked)
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        scorer = self.scorer
+        offsets, n = scorer._finish_in_hand()
+        if offsets and scorer._consumer is not None:
+            try:
+                await scorer._consumer.commit_async(offsets)
+            except Exception as exc:
+                log.warning("commit before rebalance failed; those records will repeat",
+                            extra={"error": repr(exc), "records": n})
+        scorer._on_revoked(revoked, finished=n)
 
-    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.scorer._on_assigned(assigned)
 
 
@@ -111,7 +125,7 @@ class Scorer:
         self.batcher: MicroBatcher[Item] = MicroBatcher(
             max_items=sc.max_batch, max_tokens=sc.max_batch_tokens, max_wait_s=sc.max_wait_ms / 1000
         )
-        self.done = 0  # records produced and committed (scored + dead-lettered)
+        self.done = 0  # records produced and acknowledged (scored + dead-lettered)
         self.consumed = 0
         self._assigned: frozenset[TopicPartition] = frozenset()
         self._fatal: BaseException | None = None
@@ -184,7 +198,9 @@ class Scorer:
             room = self.batcher.room
             if self.max_records is not None:
                 room = min(room, self.max_records - self.consumed)
-            timeout = self.batcher.time_left() if len(self.batcher) else IDLE_POLL_S
+            # Capped, so that a stop request is seen within IDLE_POLL_S even when a long
+            # max wait keeps a batch open.
+            timeout = min(self.batcher.time_left(), IDLE_POLL_S) if len(self.batcher) else IDLE_POLL_S
             polled = consumer.poll(timeout_ms=max(1, int(timeout * 1000)), max_records=room)
             self._raise_fatal()
             records = [r for recs in polled.values() for r in recs]
@@ -241,8 +257,13 @@ class Scorer:
 
     def _process(self, batch: Batch[Item]) -> None:
         """Score, produce, wait for the broker's acks, then commit the batch's offsets."""
-        producer, consumer = self._producer, self._consumer
-        assert producer is not None and consumer is not None
+        assert self._consumer is not None
+        self._commit(self._consumer, self._produce(batch), len(batch))
+
+    def _produce(self, batch: Batch[Item]) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Score and produce ``batch``; return its offsets to commit once all is acknowledged."""
+        producer = self._producer
+        assert producer is not None
         msgs = [it for it in batch.items if isinstance(it.result, InputMessage)]
         preds = self._predict([m.result.text for m in msgs], tokens=batch.tokens)  # type: ignore[union-attr]
         by_item = {id(it): p for it, p in zip(msgs, preds, strict=True)}
@@ -272,7 +293,6 @@ class Scorer:
                 fut.get(timeout=ACK_TIMEOUT_S)
         except KafkaError as exc:
             raise ScorerError(f"output not acknowledged by the broker: {exc!r}") from exc
-        self._commit(consumer, batch)
         for topic, n in scored_by_topic.items():
             self.metrics.scored.labels(topic=topic).inc(n)
         for reason, n in dead_by_reason.items():
@@ -283,6 +303,7 @@ class Scorer:
         log.debug("batch done", extra={"records": len(batch), "scored": len(msgs),
                                        "dead_lettered": len(batch) - len(e2e),
                                        "tokens": batch.tokens})
+        return _next_offsets(batch)
 
     def _predict(self, texts: list[str], *, tokens: int) -> list[PredictionLike | Rejection]:
         if not texts:
@@ -316,34 +337,36 @@ class Scorer:
             raise ScorerError("the model fails on every text; not committing")
         return out
 
-    def _commit(self, consumer: KafkaConsumer, batch: Batch[Item]) -> None:
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        for it in batch.items:
-            tp = TopicPartition(it.raw.topic, it.raw.partition)
-            if tp not in offsets or offsets[tp].offset <= it.raw.offset:
-                offsets[tp] = OffsetAndMetadata(it.raw.offset + 1, "", -1)
+    def _commit(self, consumer: KafkaConsumer, offsets: dict[TopicPartition, OffsetAndMetadata],
+                records: int) -> None:
         try:
             consumer.commit(offsets)
-        except CommitFailedError as exc:
-            # The group moved on (this member was evicted): the new owner re-reads these
+        except KafkaError as exc:
+            # Typically the group moved on (CommitFailedError): the new owner re-reads these
             # records, so they repeat downstream under the same ids; nothing is lost.
-            log.warning("commit refused after a rebalance; records will repeat",
-                        extra={"error": str(exc), "records": len(batch)})
+            log.warning("commit failed; these records will be scored again",
+                        extra={"error": repr(exc), "records": records})
 
     # -- group membership --------------------------------------------------------------
 
-    def _on_revoked(self, revoked: set[TopicPartition]) -> None:
-        # kafka-python logs and swallows listener exceptions, so a fatal one is kept for the
-        # main loop to raise after poll returns.
+    def _finish_in_hand(self) -> tuple[dict[TopicPartition, OffsetAndMetadata], int]:
+        """Score and produce the open batch (rebalance path); its offsets and size."""
+        batch = self.batcher.flush()
+        if batch is None:
+            return {}, 0
         try:
-            batch = self.batcher.flush()
-            if batch is not None:
-                self._process(batch)
+            return self._produce(batch), len(batch)
         except BaseException as exc:
+            # kafka-python logs and swallows listener exceptions; the main loop re-raises
+            # this after poll returns. Nothing of the batch is committed.
             self._fatal = exc
+            return {}, 0
+
+    def _on_revoked(self, revoked: set[TopicPartition], *, finished: int) -> None:
         self._assigned = self._assigned - set(revoked)
         self.metrics.set_lag({})  # refilled for the new assignment on the next lag update
-        log.info("partitions revoked", extra={"partitions": _tps(revoked)})
+        log.info("partitions revoked", extra={"partitions": _tps(revoked),
+                                              "finished_first": finished})
 
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         self._assigned = self._assigned | set(assigned)
@@ -380,6 +403,16 @@ class Scorer:
                 f"output topic(s) {', '.join(missing)} do not exist; create them "
                 "(`sentimon stack up` does) or set SENTIMON_TOPICS__SCORED / __DLQ"
             )
+
+
+def _next_offsets(batch: Batch[Item]) -> dict[TopicPartition, OffsetAndMetadata]:
+    """Per partition, the offset after the last record of ``batch`` (what a commit stores)."""
+    offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+    for it in batch.items:
+        tp = TopicPartition(it.raw.topic, it.raw.partition)
+        if tp not in offsets or offsets[tp].offset <= it.raw.offset:
+            offsets[tp] = OffsetAndMetadata(it.raw.offset + 1, "", -1)
+    return offsets
 
 
 def _tps(tps: set[TopicPartition]) -> str:

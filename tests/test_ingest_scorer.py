@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -159,6 +160,13 @@ def total(values: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: st
     return sum(v for (n, _), v in values.items() if n == name)
 
 
+def wait_until(cond: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
 def run_in_thread(scorer: Scorer) -> tuple[threading.Thread, list[int]]:
     result: list[int] = []
     t = threading.Thread(target=lambda: result.append(scorer.run()), daemon=True)
@@ -234,6 +242,40 @@ def _text(msg: dict[str, Any], kind: str) -> str:
     decoded = decode(raw, default_kind=kind, max_bytes=10**6)  # type: ignore[arg-type]
     assert isinstance(decoded, InputMessage)
     return decoded.text
+
+
+def test_rebalance_finishes_and_commits_the_batch_in_hand(
+    kafka_settings: Settings, topics: TopicSettings, data_dir: Path, model: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A long max wait keeps the consumed records in an open batch when the second member
+    # arrives. Were they not scored and committed before the partitions moved, the new
+    # owner would read them again and they would show up twice.
+    settings = scorer_settings(kafka_settings, topics, max_batch=1000, max_wait_ms=20_000)
+    msgs = tweets(data_dir, 50, skip=3000)
+    produce(settings, topics.comments, [json.dumps(m).encode() for m in msgs])
+    caplog.set_level(logging.INFO, logger="sentimon.ingest.scorer")
+    first = Scorer(settings, model, stop=GracefulStop(), serve_http=False)
+    second = Scorer(settings, model, stop=GracefulStop(), serve_http=False)
+    t1, r1 = run_in_thread(first)
+    wait_until(lambda: first.consumed == len(msgs), 60, "the first member to read everything")
+    assert first.done == 0  # all in hand, none scored yet
+    t2, r2 = run_in_thread(second)
+    wait_until(lambda: second.ready() and first.done == len(msgs), 60, "the rebalance")
+    for scorer in (first, second):
+        scorer.stop.set()
+    t1.join(timeout=60)
+    t2.join(timeout=60)
+    assert r1 == [0] and r2 == [0]
+
+    ids = Counter(d["id"] for d in json_values(read_all(settings, topics.scored)))
+    assert set(ids) == {m["id"] for m in msgs}
+    assert max(ids.values()) == 1
+    assert second.done == 0  # found everything committed
+    assert committed(settings, topics.comments) == len(msgs)
+    finished = [getattr(r, "finished_first", 0) for r in caplog.records
+                if r.getMessage() == "partitions revoked"]
+    assert len(msgs) in finished
 
 
 def broken_records(big: int) -> dict[str, bytes]:
@@ -350,13 +392,6 @@ def procs() -> Iterator[list[Proc]]:
         if p.p.poll() is None:
             p.p.kill()
             p.p.wait()
-
-
-def wait_until(cond: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def test_two_processes_split_the_work(kafka_settings: Settings, topics: TopicSettings,
