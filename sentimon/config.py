@@ -110,6 +110,10 @@ class TopicSettings(_Section):
         return [self.news, self.comments]
 
 
+Component = Literal["kafka", "prometheus", "alertmanager"]
+ALL_COMPONENTS: tuple[Component, ...] = ("kafka", "prometheus", "alertmanager")
+
+
 class StackSettings(_Section):
     """The embedded default stack started by ``sentimon stack up`` (SENTIMON_STACK__*)."""
 
@@ -128,8 +132,8 @@ class StackSettings(_Section):
     scrape_interval: str = Field(
         "15s", description="Prometheus scrape/evaluation interval (SENTIMON_STACK__SCRAPE_INTERVAL)."
     )
-    components: list[Literal["kafka", "prometheus", "alertmanager"]] = Field(
-        default_factory=lambda: ["kafka", "prometheus", "alertmanager"],
+    components: list[Component] = Field(
+        default_factory=lambda: list(ALL_COMPONENTS),
         description="Servers `stack up` starts (SENTIMON_STACK__COMPONENTS, JSON list).",
     )
 

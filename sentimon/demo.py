@@ -193,7 +193,8 @@ def replay_streams(settings: Settings, args: argparse.Namespace) -> datetime:
     from sentimon.model.inference import SentimentModel
 
     comments = replay.load_items(args.comments, kind="comment", lang="en")
-    span = (comments[-1].ts - comments[0].ts).total_seconds() if comments and comments[0].ts else 0  # type: ignore[operator]
+    first, last = (comments[0].ts, comments[-1].ts) if comments else (None, None)
+    span = (last - first).total_seconds() if first and last else 0.0
     c_offsets = replay.Schedule(speedup=max(span / args.duration, 1.0)).offsets(comments)
     news = replay.load_items(args.news, kind="news", limit=int(args.duration * args.news_rate))
     n_offsets = replay.Schedule(rate=args.news_rate).offsets(news)

@@ -91,6 +91,9 @@ def write_alertmanager_config(settings: Settings, conf_dir: Path) -> Path:
 
     conf_dir.mkdir(parents=True, exist_ok=True)
     path = conf_dir / "alertmanager.yml"
+    # It may hold the notify shared secret: readable by its owner only.
+    path.touch(mode=0o600)
+    path.chmod(0o600)
     path.write_text(render_alertmanager(settings))
     return path
 
