@@ -1,0 +1,57 @@
+"""Smoke runs of the benchmark scripts on tiny inputs: they run to the end and print their figures.
+
+Benchmarks are not tests; these only keep the scripts working. Real figures: docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DATA_DIR, REPO
+
+
+def _run(args: list[str], *, timeout_s: float) -> str:
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout_s, env=None)
+    assert proc.returncode == 0, f"{args[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+@pytest.fixture(autouse=True)
+def _data() -> None:
+    if not DATA_DIR.is_dir():
+        pytest.fail(f"benchmark data not found at {DATA_DIR}; set SENTIMON_DATA_DIR")
+
+
+def test_model_bench_prints_its_figures(tmp_path: Path) -> None:
+    out_json = tmp_path / "model.json"
+    out = _run(["benchmarks.model_bench", "--n", "40", "--repeats", "1", "--batch-sizes", "1,16",
+                "--json-out", str(out_json)], timeout_s=240)
+    assert "seq/s" in out and "x baseline" in out and "tokenizer only" in out
+    doc = json.loads(out_json.read_text())
+    assert doc["n_texts"] == 40
+    int8 = {(r["batch_size"], r["sorted"]): r for r in doc["rows"] if r["variant"] == "int8"}
+    assert set(int8) >= {(1, "n/a"), (16, "yes"), (16, "no"), ("256 chunks", "one run")}
+    assert all(r["seq_per_s"] > 0 for r in int8.values())
+    if doc["baseline"] is not None:
+        assert doc["baseline"]["seq_per_s"] > 0 and int8[(16, "yes")]["x_baseline"] > 0
+    assert doc["machine"]["nproc"] >= 1
+
+
+@pytest.mark.integration
+def test_e2e_bench_prints_its_figures(tmp_path: Path) -> None:
+    out_json = tmp_path / "e2e.json"
+    out = _run(["benchmarks.e2e_bench", "--n", "200", "--processes", "1", "--paced-s", "2",
+                "--model-n", "200", "--model-repeats", "1", "--json-out", str(out_json)], timeout_s=300)
+    assert "msg/s" in out and "p99" in out and "target e2e_over_model" in out
+    doc = json.loads(out_json.read_text())
+    backlog, paced = doc["runs"]
+    assert backlog["scored"] == 200 and backlog["unique_ids"] == 200 and backlog["dead_letters"] == 0
+    assert backlog["msg_per_s"] > 0 and backlog["peak_rss_mb"] > 0
+    assert paced["scored"] == paced["sent"] >= 1
+    assert doc["model_level"]["seq_per_s"] > 0
