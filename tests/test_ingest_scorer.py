@@ -180,8 +180,8 @@ def run_in_thread(scorer: Scorer) -> tuple[threading.Thread, list[int]]:
 def test_scores_real_texts_once_each(kafka_settings: Settings, topics: TopicSettings,
                                      data_dir: Path, model: Any) -> None:
     settings = scorer_settings(kafka_settings, topics, max_batch=64)
-    comments = tweets(data_dir, 200)
-    news = headlines(data_dir, 100)
+    comments = tweets(data_dir, 150)
+    news = headlines(data_dir, 50)
     produce(settings, topics.comments, [json.dumps(m).encode() for m in comments])
     produce(settings, topics.news, [json.dumps(m).encode() for m in news])
 
@@ -215,24 +215,35 @@ def test_scores_real_texts_once_each(kafka_settings: Settings, topics: TopicSett
         assert doc["ts"] == src["ts"].replace("Z", ".000Z")
         assert set(src.get("tickers", [])) <= set(doc["tickers"])
 
-    # The same texts through the model directly give the same predictions.
+    # The same texts through the model directly give the same predictions. Not bit for bit:
+    # the int8 model quantises activations per run, so which texts share a batch moves
+    # probabilities by up to ~0.02 and can flip near-tie topics (20 classes). A record
+    # paired with another record's prediction would be off by far more than that.
     by_id = {d["id"]: d for d in docs}
     texts = [_text(m, "comment") for m in comments] + [_text(m, "news") for m in news]
     direct = model.predict(texts, batch_size=64)
-    mismatched = 0
+    topic_flips = sentiment_flips = 0
     for m, pred in zip(comments + news, direct, strict=True):
         doc = by_id[m["id"]]
-        assert doc["score"] == pytest.approx(pred.score, abs=1e-3)
-        assert doc["topic_prob"] == pytest.approx(pred.topic_prob, abs=1e-3)
-        mismatched += (doc["topic"], doc["sentiment"]) != (pred.topic, pred.sentiment)
-    assert mismatched <= 2  # only near-ties may flip with a different batch padding
+        assert doc["score"] == pytest.approx(pred.score, abs=0.05)
+        for k, p in pred.sentiment_probs.items():
+            assert doc["sentiment_probs"][k] == pytest.approx(p, abs=0.05)
+        sentiment_flips += doc["sentiment"] != pred.sentiment
+        if doc["topic"] == pred.topic:
+            assert doc["topic_prob"] == pytest.approx(pred.topic_prob, abs=0.05)
+        else:
+            topic_flips += 1
+    assert sentiment_flips <= len(texts) * 0.03
+    assert topic_flips <= len(texts) * 0.10
 
     values = samples(scorer)
-    assert total(values, "sentimon_scorer_records_consumed_total") == 300
-    assert values[("sentimon_scorer_records_scored_total", (("topic", topics.comments),))] == 200
-    assert values[("sentimon_scorer_records_scored_total", (("topic", topics.news),))] == 100
+    n = len(comments) + len(news)
+    assert total(values, "sentimon_scorer_records_consumed_total") == n
+    assert values[("sentimon_scorer_records_scored_total", (("topic", topics.comments),))] == len(comments)
+    assert values[("sentimon_scorer_records_scored_total", (("topic", topics.news),))] == len(news)
     assert total(values, "sentimon_scorer_records_dead_lettered_total") == 0
-    assert values[("sentimon_scorer_batch_size_count", ())] >= 300 / 64
+    assert values[("sentimon_scorer_batch_size_count", ())] >= n / 64
+    assert values[("sentimon_scorer_end_to_end_seconds_count", ())] == n
     assert read_all(settings, topics.dlq) == []
 
 
@@ -408,7 +419,7 @@ def test_two_processes_split_the_work(kafka_settings: Settings, topics: TopicSet
                           "--max-batch", "16", "--idle-exit-s", "6", metrics_port=port))
     # Both members hold partitions before any record exists, so each must get some.
     wait_until(lambda: all(p.ready() for p in procs), 90, "both scorers to be assigned")
-    msgs = tweets(data_dir, 240, skip=1000)
+    msgs = tweets(data_dir, 150, skip=1000)
     produce(settings, topics.comments, [json.dumps(m).encode() for m in msgs])
     codes = [p.wait(timeout=150) for p in procs]
     assert codes == [0, 0], [p.log.read_text()[-2000:] for p in procs]
@@ -428,7 +439,7 @@ def test_sigterm_mid_stream_loses_nothing(kafka_settings: Settings, topics: Topi
     settings = scorer_settings(kafka_settings, topics)
     model_dir = _model_dir()
     assert model_dir is not None
-    msgs = tweets(data_dir, 300, skip=2000)
+    msgs = tweets(data_dir, 200, skip=2000)
     produce(settings, topics.comments, [json.dumps(m).encode() for m in msgs])
 
     first = Proc(settings, model_dir, tmp_path, "first", "--max-batch", "8", "--once",
