@@ -24,6 +24,7 @@ from tests.reliability.helpers import (
     GroupProgress,
     encode_all,
     messages,
+    needs_model,
     produce,
     read_topic,
     scaled,
@@ -36,16 +37,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MESSAGES = 20_000
 KILLS = 3
 MAX_BATCH = 64
-
-
-def model_ready() -> bool:
-    from sentimon.model.inference import RELEASE_DIR
-
-    return (RELEASE_DIR / "tokenizer.json").exists() and any(RELEASE_DIR.glob("model.*.onnx"))
-
-
-needs_model = pytest.mark.skipif(not model_ready(), reason="model release not built yet "
-                                 "(no model/release/model.*.onnx)")
 
 
 def scorer_settings(kafka_settings: Settings, topics: TopicSettings, home: Path) -> Settings:

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
+from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -39,6 +41,17 @@ def scale() -> float:
 
 def scaled(n: int) -> int:
     return max(1, round(n * scale()))
+
+
+def model_ready() -> bool:
+    """True once the model release (``model/release``) holds a tokenizer and an ONNX file."""
+    from sentimon.model.inference import RELEASE_DIR
+
+    return (RELEASE_DIR / "tokenizer.json").exists() and any(RELEASE_DIR.glob("model.*.onnx"))
+
+
+needs_model = pytest.mark.skipif(not model_ready(), reason="model release not built yet "
+                                 "(no model/release/model.*.onnx)")
 
 
 # -- real texts ------------------------------------------------------------------------
@@ -148,7 +161,7 @@ def wait_for(check: Callable[[], bool], what: str, *, timeout_s: float,
         try:
             if check():
                 return
-        except (OSError, urllib.error.URLError, ValueError) as exc:
+        except (OSError, urllib.error.URLError, ValueError, KafkaError) as exc:
             last = exc
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}"
