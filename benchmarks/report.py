@@ -83,7 +83,7 @@ def e2e_section(doc: dict[str, Any]) -> str:
     for r in doc["runs"]:
         lat = r["latency_s"]
         rows.append({"run": r["label"], "proc": r["processes"], "scored": r["scored"], "dlq": r["dead_letters"],
-                     "rate": r["msg_per_s"], "ratio": r["msg_per_s"] / m["seq_per_s"],
+                     "rate": r["msg_per_s"], "ratio": r["msg_per_s"] / m["seq_per_s"] if r is doc["runs"][0] else None,
                      "offered": r.get("offered_per_s"), "p50": lat["p50"], "p95": lat["p95"],
                      "p99": lat["p99"], "rss": r["peak_rss_mb"], "cs": r["scorer_cpu_s"],
                      "bs": r["broker_cpu_s"], "wall": r["wall_s"], "batch": r["mean_batch"]})
@@ -97,6 +97,15 @@ def e2e_section(doc: dict[str, Any]) -> str:
         q = full["latency_since_ready_s"]
         lines += ["", f"Backlog latency counted from the moment the scorer was ready (not from the "
                   f"pre-load): p50 {q['p50']:.2f} s, p95 {q['p95']:.2f} s, p99 {q['p99']:.2f} s."]
+    if "cpu_ms_per_seq" in m:
+        lines += ["", f"CPU per message in the backlog run: scorer process "
+                  f"{full['scorer_cpu_s'] * 1000 / full['sent']:.2f} ms (start-up included), broker "
+                  f"{full['broker_cpu_s'] * 1000 / full['sent']:.2f} ms; model level "
+                  f"{m['cpu_ms_per_seq']:.2f} ms."]
+    backlogs = [r for r in doc["runs"] if r["label"].startswith("backlog")]
+    for r in backlogs[1:]:
+        lines.append(f"Scale-out: {r['processes']} scorer processes {r['msg_per_s']:.0f} msg/s = "
+                     f"{r['msg_per_s'] / backlogs[0]['msg_per_s']:.2f}x one process.")
     lines += ["", *[f"- target {k}: {t['value']:.3g} (target {t['target']:g}): "
                     f"{'met' if t['met'] else 'NOT met'}" for k, t in doc["targets"].items()]]
     return "\n".join(lines)
