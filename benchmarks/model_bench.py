@@ -242,6 +242,19 @@ def pytorch_logits(train_dir: Path, texts: list[str], max_length: int, device: s
     return topic, sent
 
 
+def same_export(fp32_dir: Path, low_dir: Path, low: str) -> bool:
+    """Whether ``low_dir``'s variant is byte for byte the one exported beside ``fp32_dir``'s fp32."""
+    import hashlib
+
+    from sentimon.model.inference import onnx_file
+
+    a, b = onnx_file(fp32_dir, low), onnx_file(low_dir, low)
+    if not a.exists():
+        return False
+    return a.resolve() == b.resolve() or (
+        hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest())
+
+
 def agreement(a: Any, b: Any) -> dict[str, float]:
     """Share of texts whose argmax is the same, per head and for both heads at once."""
     t = a[0].argmax(1) == b[0].argmax(1)
@@ -297,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     low = variants[-1][0]
     if "fp32" in logits:
         agree[f"{low}_vs_fp32"] = agreement(logits[low], logits["fp32"])
-        if metas["fp32"]["model"] != metas[low]["model"]:
+        if not same_export(Path(metas["fp32"]["path"]).parent, Path(metas[low]["path"]).parent, low):
             notes.append(f"fp32 ({metas['fp32']['model']}) and {low} ({metas[low]['model']}) come from "
                          "different exports: their agreement is not a quantisation figure")
     try:
