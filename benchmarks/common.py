@@ -186,6 +186,11 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) ->
 
 
 def write_json(path: Path | None, doc: dict[str, Any]) -> None:
+    if "machine" in doc:
+        # Other work during the run shows here, when it was absent at the start.
+        doc["machine"]["load_average_1m_end"] = round(os.getloadavg()[0], 2)
+        doc["machine"]["busy_end"] = busy_processes()
+        print(f"load average at the end: {doc['machine']['load_average_1m_end']}")
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)

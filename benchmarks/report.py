@@ -29,7 +29,8 @@ def machine(doc: dict[str, Any]) -> str:
     return (f"- {m['cpu_model']}, {m['nproc']} cores (`nproc`), {m['memory_gib']} GiB memory, {m['platform']}\n"
             f"- Python {m['python']}; {vers}\n"
             f"- commit {m['git_commit']}, started {m['utc']}, 1-minute load average at start "
-            f"{m['load_average_1m']}{busy}\n- command: `{m['command']}`")
+            f"{m['load_average_1m']}, at the end {m.get('load_average_1m_end', '-')}{busy}\n"
+            f"- command: `{m['command']}`")
 
 
 def model_section(doc: dict[str, Any]) -> str:
