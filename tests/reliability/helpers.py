@@ -179,11 +179,12 @@ class Daemon:
     """
 
     def __init__(self, settings: Settings, command: list[str], log: Path, *,
-                 port: int | None = None) -> None:
+                 port: int | None = None, host: str = "127.0.0.1") -> None:
         self.settings = settings
         self.command = command
         self.log = log
         self.port = port
+        self.host = host
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SENTIMON_")}
         self.env.update(to_env(settings))
         self.env["PYTHONUNBUFFERED"] = "1"
@@ -210,7 +211,7 @@ class Daemon:
         return self.proc is not None and self.proc.poll() is None
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def ready(self) -> bool:
         if not self.alive():
