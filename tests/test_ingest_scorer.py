@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import urllib.request
 import uuid
 from collections import Counter
@@ -167,11 +168,28 @@ def wait_until(cond: Any, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def run_in_thread(scorer: Scorer) -> tuple[threading.Thread, list[int]]:
-    result: list[int] = []
-    t = threading.Thread(target=lambda: result.append(scorer.run()), daemon=True)
-    t.start()
-    return t, result
+class Running:
+    """A scorer on a thread; :meth:`finish` joins it and explains a hang."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        self.scorer = scorer
+        self.result: list[int] = []
+        self.thread = threading.Thread(target=lambda: self.result.append(scorer.run()),
+                                       daemon=True)
+        self.thread.start()
+
+    def finish(self, timeout: float) -> int:
+        self.thread.join(timeout=timeout)
+        if self.thread.is_alive():
+            frame = sys._current_frames().get(self.thread.ident or -1)
+            stack = "".join(traceback.format_stack(frame)) if frame else "?"
+            s = self.scorer
+            self.scorer.stop.set()
+            pytest.fail(f"scorer still running after {timeout}s: consumed={s.consumed} "
+                        f"done={s.done} in_hand={len(s.batcher)} assigned={s.assignment}\n"
+                        f"{stack}")
+        assert len(self.result) == 1, "scorer thread died"
+        return self.result[0]
 
 
 # -- in-process -------------------------------------------------------------------------
@@ -186,18 +204,17 @@ def test_scores_real_texts_once_each(kafka_settings: Settings, topics: TopicSett
     produce(settings, topics.news, [json.dumps(m).encode() for m in news])
 
     scorer = Scorer(settings, model, once=True, stop=GracefulStop())
-    thread, result = run_in_thread(scorer)
+    running = Running(scorer)
     ready_seen = False
     url = f"http://127.0.0.1:{settings.scorer.metrics_port}"
-    while thread.is_alive() and not ready_seen:
+    while running.thread.is_alive() and not ready_seen:
         try:
             with urllib.request.urlopen(url + "/readyz", timeout=2) as resp:
                 ready_seen = resp.status == 200
                 metrics_text = urllib.request.urlopen(url + "/metrics", timeout=2).read().decode()
         except OSError:
             time.sleep(0.05)
-    thread.join(timeout=120)
-    assert not thread.is_alive() and result == [0]
+    assert running.finish(120) == 0
     assert ready_seen, "/readyz never answered 200 while partitions were assigned"
     assert "sentimon_model_info{" in metrics_text
 
@@ -222,18 +239,20 @@ def test_scores_real_texts_once_each(kafka_settings: Settings, topics: TopicSett
     by_id = {d["id"]: d for d in docs}
     texts = [_text(m, "comment") for m in comments] + [_text(m, "news") for m in news]
     direct = model.predict(texts, batch_size=64)
-    topic_flips = sentiment_flips = 0
+    topic_flips = 0
     for m, pred in zip(comments + news, direct, strict=True):
         doc = by_id[m["id"]]
         assert doc["score"] == pytest.approx(pred.score, abs=0.05)
         for k, p in pred.sentiment_probs.items():
             assert doc["sentiment_probs"][k] == pytest.approx(p, abs=0.05)
-        sentiment_flips += doc["sentiment"] != pred.sentiment
+        if doc["sentiment"] != pred.sentiment:  # only between two near-equal classes
+            probs = pred.sentiment_probs
+            assert abs(probs[doc["sentiment"]] - probs[pred.sentiment]) < 0.05, (doc, pred)
         if doc["topic"] == pred.topic:
             assert doc["topic_prob"] == pytest.approx(pred.topic_prob, abs=0.05)
-        else:
+        else:  # only where the model hesitates
             topic_flips += 1
-    assert sentiment_flips <= len(texts) * 0.03
+            assert max(pred.topic_prob, doc["topic_prob"]) < 0.6, (doc, pred)
     assert topic_flips <= len(texts) * 0.10
 
     values = samples(scorer)
@@ -268,16 +287,14 @@ def test_rebalance_finishes_and_commits_the_batch_in_hand(
     caplog.set_level(logging.INFO, logger="sentimon.ingest.scorer")
     first = Scorer(settings, model, stop=GracefulStop(), serve_http=False)
     second = Scorer(settings, model, stop=GracefulStop(), serve_http=False)
-    t1, r1 = run_in_thread(first)
+    r1 = Running(first)
     wait_until(lambda: first.consumed == len(msgs), 60, "the first member to read everything")
     assert first.done == 0  # all in hand, none scored yet
-    t2, r2 = run_in_thread(second)
+    r2 = Running(second)
     wait_until(lambda: second.ready() and first.done == len(msgs), 60, "the rebalance")
     for scorer in (first, second):
         scorer.stop.set()
-    t1.join(timeout=60)
-    t2.join(timeout=60)
-    assert r1 == [0] and r2 == [0]
+    assert r1.finish(60) == 0 and r2.finish(60) == 0
 
     ids = Counter(d["id"] for d in json_values(read_all(settings, topics.scored)))
     assert set(ids) == {m["id"] for m in msgs}
@@ -313,9 +330,7 @@ def test_mixed_stream_counts_add_up(kafka_settings: Settings, topics: TopicSetti
     produce(settings, topics.comments, values)  # type: ignore[arg-type]
 
     scorer = Scorer(settings, model, once=True, stop=GracefulStop(), serve_http=False)
-    thread, result = run_in_thread(scorer)
-    thread.join(timeout=120)
-    assert result == [0]
+    assert Running(scorer).finish(120) == 0
 
     scored = json_values(read_all(settings, topics.scored))
     dead = json_values(read_all(settings, topics.dlq))
@@ -456,9 +471,7 @@ def test_sigterm_mid_stream_loses_nothing(kafka_settings: Settings, topics: Topi
     assert committed(settings, topics.comments) == done_first
 
     second = Scorer(settings, model, once=True, stop=GracefulStop(), serve_http=False)
-    thread, result = run_in_thread(second)
-    thread.join(timeout=120)
-    assert result == [0]
+    assert Running(second).finish(120) == 0
     ids = Counter(d["id"] for d in json_values(read_all(settings, topics.scored)))
     assert set(ids) == {m["id"] for m in msgs}
     assert max(ids.values()) == 1  # graceful stop: no batch repeated
