@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from sentimon.config import Settings
+from sentimon.config import ConfigError, Settings
 
 SCORE_EPILOG = """\
 examples:
@@ -79,6 +79,9 @@ def _add_score(sub: argparse._SubParsersAction[Any]) -> None:
 def run_score(args: argparse.Namespace, settings: Settings) -> int:
     """``sentimon score``: load the model, then consume until stopped."""
     import logging
+    import sys
+
+    from kafka.errors import KafkaError
 
     from sentimon.ingest.scorer import Scorer
     from sentimon.kafka import GracefulStop
@@ -86,16 +89,24 @@ def run_score(args: argparse.Namespace, settings: Settings) -> int:
 
     log = logging.getLogger("sentimon.ingest.score")
     settings = with_score_args(settings, args)
-    stop = GracefulStop.install()
     log.info("loading model", extra={"device": settings.model.device,
                                      "variant": settings.model.variant})
-    model = SentimentModel.from_settings(settings)
+    try:
+        model = SentimentModel.from_settings(settings)
+    except (OSError, ValueError, RuntimeError) as exc:  # missing files, no CUDA, bad variant
+        raise ConfigError(f"cannot load the model: {exc}") from exc
     log.info("model loaded", extra={"model": f"{model.name}@{model.version}",
                                     "provider": model.provider, "variant": model.variant})
     topics = [t.strip() for t in args.topics.split(",") if t.strip()] if args.topics else None
+    stop = GracefulStop.install()  # after the model load, which a signal may still interrupt
     scorer = Scorer(settings, model, topics=topics, stop=stop, max_records=args.max_records,
                     idle_exit_s=args.idle_exit_s, once=args.once)
-    return scorer.run()
+    try:
+        return scorer.run()
+    except KafkaError as exc:
+        print(f"sentimon score: Kafka at {settings.kafka.bootstrap_servers} failed: {exc!r}",
+              file=sys.stderr)
+        return 1
 
 
 def with_score_args(settings: Settings, args: argparse.Namespace) -> Settings:

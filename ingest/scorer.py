@@ -65,7 +65,7 @@ class Item:
     result: InputMessage | Rejection
 
 
-class _Listener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
+class _Listener(AsyncConsumerRebalanceListener):
     """Finish and commit the batch in hand before partitions move to another member.
 
     kafka-python 3 runs listeners on the consumer's IO thread, where the blocking
@@ -125,6 +125,7 @@ class Scorer:
         self.batcher: MicroBatcher[Item] = MicroBatcher(
             max_items=sc.max_batch, max_tokens=sc.max_batch_tokens, max_wait_s=sc.max_wait_ms / 1000
         )
+        self.lag_every_s = LAG_EVERY_S
         self.done = 0  # records produced and acknowledged (scored + dead-lettered)
         self.consumed = 0
         self._assigned: frozenset[TopicPartition] = frozenset()
@@ -213,7 +214,7 @@ class Scorer:
                 if batch is not None:
                     self._process(batch)
             if now >= next_lag:
-                next_lag = now + LAG_EVERY_S
+                next_lag = now + self.lag_every_s
                 self._update_lag(consumer)
             if not records and not len(self.batcher):
                 if self.idle_exit_s is not None and now - last_record >= self.idle_exit_s:
@@ -265,7 +266,7 @@ class Scorer:
         producer = self._producer
         assert producer is not None
         msgs = [it for it in batch.items if isinstance(it.result, InputMessage)]
-        preds = self._predict([m.result.text for m in msgs], tokens=batch.tokens)  # type: ignore[union-attr]
+        preds = self._predict([m.result.text for m in msgs], tokens=batch.tokens)
         by_item = {id(it): p for it, p in zip(msgs, preds, strict=True)}
         now_ms = int(time.time() * 1000)
         topics = self.settings.topics

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from sentimon.cli import build_parser
+from sentimon.cli import build_parser, main
 from sentimon.config import Settings
 from sentimon.ingest.cli import with_score_args
 
@@ -40,3 +42,13 @@ def test_bad_values_are_refused(argv: list[str], capsys: pytest.CaptureFixture[s
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(argv)
     assert exc.value.code == 2
+
+
+def test_missing_model_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SENTIMON_MODEL__DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("SENTIMON_HOME", str(tmp_path))
+    assert main(["score", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot load the model" in err and "nowhere" in err
