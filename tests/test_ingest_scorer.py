@@ -305,6 +305,22 @@ def test_rebalance_finishes_and_commits_the_batch_in_hand(
     assert len(msgs) in finished
 
 
+def test_max_records_stops_exactly_there(kafka_settings: Settings, topics: TopicSettings,
+                                         data_dir: Path, model: Any) -> None:
+    settings = scorer_settings(kafka_settings, topics, max_batch=8)
+    msgs = tweets(data_dir, 30, skip=4000)
+    produce(settings, topics.comments, [json.dumps(m).encode() for m in msgs])
+    first = Scorer(settings, model, max_records=13, stop=GracefulStop(), serve_http=False)
+    assert Running(first).finish(60) == 0
+    assert first.consumed == first.done == 13
+    assert committed(settings, topics.comments) == 13
+    rest = Scorer(settings, model, once=True, stop=GracefulStop(), serve_http=False)
+    assert Running(rest).finish(60) == 0
+    assert rest.done == 17
+    ids = Counter(d["id"] for d in json_values(read_all(settings, topics.scored)))
+    assert set(ids) == {m["id"] for m in msgs} and max(ids.values()) == 1
+
+
 def broken_records(big: int) -> dict[str, bytes]:
     """One record per dead-letter reason the decoder gives (reason -> bytes)."""
     return {
