@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from sentimon.config import (
     KafkaSettings,
@@ -135,7 +136,7 @@ def sasl_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def sasl(cluster: Cluster, *, password: str = PASSWORD, user: str = "alice") -> KafkaSettings:
     return KafkaSettings(  # type: ignore[call-arg]
         bootstrap_servers=cluster.sasl_bootstrap(), security_protocol="SASL_PLAINTEXT",
-        sasl_mechanism="SCRAM-SHA-256", sasl_username=user, sasl_password=password)
+        sasl_mechanism="SCRAM-SHA-256", sasl_username=user, sasl_password=SecretStr(password))
 
 
 @pytest.mark.integration
@@ -159,7 +160,7 @@ def test_daemons_over_sasl_never_print_the_password(
         home=tmp_path, log_level="DEBUG", kafka=sasl(sasl_cluster), topics=topics,
         scorer=ScorerSettings(metrics_port=scorer_port),  # type: ignore[call-arg]
         monitor=MonitorSettings(metrics_port=monitor_port),  # type: ignore[call-arg]
-        notify=NotifySettings(port=notify_port, secret=NOTIFY_SECRET),  # type: ignore[call-arg]
+        notify=NotifySettings(port=notify_port, secret=SecretStr(NOTIFY_SECRET)),  # type: ignore[call-arg]
         model=ModelSettings(device="cpu"),  # type: ignore[call-arg]
     )
     ensure_pipeline_topics(settings.kafka, topics)
@@ -213,13 +214,14 @@ def test_wrong_credentials_fail_clearly_and_in_bounded_time(
     try:
         # A shorter bootstrap than the default 30 s keeps the test short; the daemon uses
         # the default.
-        short = {"bootstrap_timeout_ms": 10_000}
-        for make, kafka in ((lambda k: make_consumer(k, group_id="g", **short), settings.kafka),
-                            (lambda k: make_producer(k, **short),
-                             sasl(sasl_cluster, user="mallory", password=wrong))):
+        for make, kafka in (
+                (lambda k: make_consumer(k, group_id="g", bootstrap_timeout_ms=10_000),
+                 settings.kafka),
+                (lambda k: make_producer(k, bootstrap_timeout_ms=10_000),
+                 sasl(sasl_cluster, user="mallory", password=wrong))):
             started = time.monotonic()
             with pytest.raises(KafkaAuthError) as err:
-                make(kafka)  # type: ignore[operator]
+                make(kafka)
             took = time.monotonic() - started
             text = str(err.value)
             assert took < 45, f"{took:.0f}s to report a refused login"

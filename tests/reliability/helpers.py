@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -93,8 +93,8 @@ def encode_all(msgs: Iterable[dict[str, Any]]) -> list[bytes]:
 # -- Kafka -------------------------------------------------------------------------------
 
 
-def produce(kafka: KafkaSettings, topic: str, values: list[bytes], *,
-            keys: list[bytes | None] | None = None, **producer_opts: Any) -> None:
+def produce(kafka: KafkaSettings, topic: str, values: Sequence[bytes | None], *,
+            keys: Sequence[bytes | None] | None = None, **producer_opts: Any) -> None:
     """Send ``values`` and wait until the broker acknowledged every one (acks=all)."""
     producer = make_producer(kafka, client_suffix="reliability", **producer_opts)
     try:
