@@ -19,13 +19,13 @@ from sentimon.kafka import ensure_topics, make_producer
 from sentimon.stack.cluster import Cluster
 from tests.reliability.helpers import read_topic, scaled, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
 TOPIC = "reliability.replicated"
 MESSAGES = 6_000
 CHUNK = 100
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_leader_killed_mid_stream_loses_no_acked_record(tmp_path: Path) -> None:
     n = scaled(MESSAGES)
@@ -106,3 +106,27 @@ def test_leader_killed_mid_stream_loses_no_acked_record(tmp_path: Path) -> None:
     # The producer carried on through the leader change instead of giving up.
     assert after_kill_acked, f"nothing sent after the kill was acknowledged; errors: {failed[:3]}"
     assert not failed, f"{len(failed)} sends failed, e.g. {failed[:3]}"
+
+
+def test_cluster_node_configuration(tmp_path: Path) -> None:
+    """Three voters everywhere, replicated internal topics, SCRAM only where asked (no server)."""
+    cluster = Cluster(tmp_path, nodes=3, scram_users={"alice": "pw"})
+    props = {nid: b.spec.properties() for nid, b in cluster.brokers.items()}
+    voters = {p["controller.quorum.voters"] for p in props.values()}
+    assert len(voters) == 1
+    assert sorted(v.split("@")[0] for v in voters.pop().split(",")) == ["1", "2", "3"]
+    ports = [p for n in cluster.ports.values() for p in (n.port, n.controller_port, n.sasl_port)]
+    assert len(set(ports)) == 9
+    for nid, p in props.items():
+        assert p["node.id"] == str(nid)
+        assert p["offsets.topic.replication.factor"] == "3"
+        assert p["transaction.state.log.min.isr"] == "2"
+        assert f"SASL_PLAINTEXT://127.0.0.1:{cluster.ports[nid].sasl_port}" in p["listeners"]
+        assert "SCRAM-SHA-256" in p["sasl.enabled.mechanisms"]
+        assert p["inter.broker.listener.name"] == "PLAINTEXT"
+    args = cluster.brokers[1].spec.format_args
+    assert "SCRAM-SHA-256=[name=alice,password=pw]" in args
+    plain = Cluster(tmp_path / "plain", nodes=1)
+    assert "SASL" not in plain.brokers[1].spec.properties()["listeners"]
+    assert plain.brokers[1].spec.properties()["offsets.topic.replication.factor"] == "1"
+    assert plain.brokers[1].spec.format_args == []
