@@ -157,13 +157,13 @@ class Scorer:
                 host=sc.metrics_host, port=sc.metrics_port, ready=self.ready,
                 registry=self.metrics.registry,
             ).start()
-        consumer = self._consumer = make_consumer(
-            self.settings.kafka, group_id=sc.group_id, client_suffix="scorer",
-            max_poll_records=sc.max_batch,
-        )
-        producer = self._producer = make_producer(self.settings.kafka, client_suffix="scorer")
         code = 0
         try:
+            consumer = self._consumer = make_consumer(
+                self.settings.kafka, group_id=sc.group_id, client_suffix="scorer",
+                max_poll_records=sc.max_batch,
+            )
+            self._producer = make_producer(self.settings.kafka, client_suffix="scorer")
             self._check_output_topics(consumer)
             consumer.subscribe(self.topics, listener=_Listener(self))
             log.info("scorer started", extra={
@@ -181,8 +181,13 @@ class Scorer:
                       extra={"error": str(exc)})
             code = 1
         finally:
-            consumer.close(autocommit=False)  # leaves the group: partitions move at once
-            producer.close(timeout=10)
+            # Whatever is still in hand must not be produced and committed by the listener
+            # during close: it would commit past an earlier batch that failed.
+            self.batcher.flush()
+            if self._consumer is not None:
+                self._consumer.close(autocommit=False)  # leaves the group at once
+            if self._producer is not None:
+                self._producer.close(timeout=10)
             if self.http is not None:
                 self.http.stop()
             self._assigned = frozenset()
