@@ -33,7 +33,7 @@ from sentimon.config import Settings, TopicSettings
 from sentimon.ingest.message import REASONS, InputMessage, RawRecord, decode
 from sentimon.ingest.scorer import Scorer
 from sentimon.ingest.validation import errors
-from sentimon.kafka import GracefulStop, make_consumer, make_producer
+from sentimon.kafka import GracefulStop, ensure_topics, make_consumer, make_producer
 
 pytestmark = pytest.mark.integration
 
@@ -174,9 +174,15 @@ class Running:
     def __init__(self, scorer: Scorer) -> None:
         self.scorer = scorer
         self.result: list[int] = []
-        self.thread = threading.Thread(target=lambda: self.result.append(scorer.run()),
-                                       daemon=True)
+        self.error = ""
+        self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.result.append(self.scorer.run())
+        except BaseException:
+            self.error = traceback.format_exc()
 
     def finish(self, timeout: float) -> int:
         self.thread.join(timeout=timeout)
@@ -188,7 +194,7 @@ class Running:
             pytest.fail(f"scorer still running after {timeout}s: consumed={s.consumed} "
                         f"done={s.done} in_hand={len(s.batcher)} assigned={s.assignment}\n"
                         f"{stack}")
-        assert len(self.result) == 1, "scorer thread died"
+        assert len(self.result) == 1, f"scorer raised:\n{self.error}"
         return self.result[0]
 
 
@@ -318,6 +324,33 @@ def test_max_records_stops_exactly_there(kafka_settings: Settings, topics: Topic
     assert Running(rest).finish(60) == 0
     assert rest.done == 17
     ids = Counter(d["id"] for d in json_values(read_all(settings, topics.scored)))
+    assert set(ids) == {m["id"] for m in msgs} and max(ids.values()) == 1
+
+
+def test_output_refused_by_the_broker_commits_nothing(
+    kafka_settings: Settings, topics: TopicSettings, data_dir: Path, model: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A scored topic whose records may not exceed 100 bytes: the broker refuses every
+    # scored record (MESSAGE_TOO_LARGE), so the scorer must stop without committing.
+    tiny = f"{topics.scored}.tiny"
+    ensure_topics(kafka_settings.kafka, [tiny], partitions=1,
+                  configs={"max.message.bytes": "100"})
+    msgs = tweets(data_dir, 20, skip=5000)
+    good = scorer_settings(kafka_settings, topics, max_batch=8)
+    produce(good, topics.comments, [json.dumps(m).encode() for m in msgs])
+    refused = good.model_copy(update={"topics": topics.model_copy(update={"scored": tiny})})
+    failing = Scorer(refused, model, once=True, stop=GracefulStop(), serve_http=False)
+    assert Running(failing).finish(120) == 1
+    [giving_up] = [r for r in caplog.records if r.getMessage().startswith("scorer giving up")]
+    assert "not acknowledged" in giving_up.error, giving_up.error  # type: ignore[attr-defined]
+    assert failing.done == 0
+    assert committed(good, topics.comments) == 0
+
+    # Once the output is accepted again, every record is scored: nothing was lost.
+    again = Scorer(good, model, once=True, stop=GracefulStop(), serve_http=False)
+    assert Running(again).finish(120) == 0
+    ids = Counter(d["id"] for d in json_values(read_all(good, topics.scored)))
     assert set(ids) == {m["id"] for m in msgs} and max(ids.values()) == 1
 
 
