@@ -184,16 +184,26 @@ class Scorer:
             # Whatever is still in hand must not be produced and committed by the listener
             # during close: it would commit past an earlier batch that failed.
             self.batcher.flush()
-            if self._consumer is not None:
-                self._consumer.close(autocommit=False)  # leaves the group at once
-            if self._producer is not None:
-                self._producer.close(timeout=10)
-            if self.http is not None:
-                self.http.stop()
-            self._assigned = frozenset()
+            self._close()
         log.info("scorer stopped", extra={"consumed": self.consumed, "done": self.done,
                                           "exit_code": code})
         return code
+
+    def _close(self) -> None:
+        """Leave the group and release the clients; a failing close must not hide the result."""
+        try:
+            if self._consumer is not None:
+                self._consumer.close(autocommit=False)  # leaves the group at once
+        except Exception as exc:
+            log.warning("closing the consumer failed", extra={"error": repr(exc)})
+        try:
+            if self._producer is not None:
+                self._producer.close(timeout=10)
+        except Exception as exc:
+            log.warning("closing the producer failed", extra={"error": repr(exc)})
+        if self.http is not None:
+            self.http.stop()
+        self._assigned = frozenset()
 
     def _loop(self, consumer: KafkaConsumer) -> None:
         last_record = time.monotonic()
