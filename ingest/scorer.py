@@ -201,6 +201,11 @@ class Scorer:
                 self._producer.close(timeout=10)
         except Exception as exc:
             log.warning("closing the producer failed", extra={"error": repr(exc)})
+            # close() flushes first and gives up on a refused batch before stopping its
+            # sender thread; stop it anyway (kafka-python has no public forced close).
+            sender = getattr(self._producer, "_sender", None)
+            if sender is not None:
+                sender.force_close()
         if self.http is not None:
             self.http.stop()
         self._assigned = frozenset()
