@@ -27,6 +27,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +43,6 @@ from benchmarks.common import (
     median,
     print_machine,
     table,
-    timed,
     write_json,
 )
 
@@ -104,7 +106,31 @@ def baseline_dirs(args: argparse.Namespace) -> tuple[Path, Path, str]:
                         f"(no training run at {args.train_dir}); same architecture and cost")
 
 
-def run_baseline(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
+@dataclass
+class Job:
+    """One timed configuration: ``fn`` runs it once over all texts; ``row`` describes it."""
+
+    row: dict[str, Any]
+    fn: Callable[[], Any]
+    secs: list[float] = field(default_factory=list)
+
+
+def run_jobs(jobs: list[Job], *, repeats: int) -> None:
+    """Time every job ``repeats`` times, interleaved: repeat r of every job, then repeat r+1.
+
+    On a machine shared with other work, load changes over minutes; interleaving spreads
+    that over all configurations instead of loading the dice against whichever ran last.
+    """
+    for r in range(repeats):
+        for job in jobs:
+            started = time.perf_counter()
+            job.fn()
+            job.secs.append(time.perf_counter() - started)
+        print(f"  repeat {r + 1}/{repeats} of {len(jobs)} configurations done", flush=True)
+
+
+def prepare_baseline(args: argparse.Namespace, texts: list[str]) -> tuple[dict[str, Any], list[Job]]:
+    """The pipeline, loaded and warmed up; jobs for end-to-end and tokenizer-only time."""
     import torch
     from transformers import pipeline
     from transformers.utils import logging as hf_logging
@@ -117,7 +143,6 @@ def run_baseline(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
                     device=0 if args.device == "cuda" else -1)
     kw = {"batch_size": BASELINE_BATCH, "truncation": True, "max_length": args.max_length}
     pipe(texts[:BASELINE_BATCH], **kw)  # warm-up
-    secs = timed(lambda: pipe(texts, **kw), repeats=args.repeats)
     tok = pipe.tokenizer
 
     def tokenize() -> None:
@@ -125,18 +150,21 @@ def run_baseline(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
             tok(texts[i : i + BASELINE_BATCH], padding=True, truncation=True, max_length=args.max_length,
                 return_tensors="pt")
 
-    tok_secs = timed(tokenize, repeats=args.repeats)
-    return {
+    info = {
         "what": what,
         "model_dir": str(model_dir),
         "batch_size": BASELINE_BATCH,
         "torch_threads": torch.get_num_threads(),
         "attn_implementation": getattr(pipe.model.config, "_attn_implementation", "unknown"),
-        "seconds": secs,
-        "seq_per_s": len(texts) / median(secs),
-        "tokenizer_seconds": tok_secs,
-        "tokenizer_share": median(tok_secs) / median(secs),
     }
+    return info, [Job({"job": "baseline"}, lambda: pipe(texts, **kw)),
+                  Job({"job": "baseline_tokenizer"}, tokenize)]
+
+
+def finish_baseline(info: dict[str, Any], jobs: list[Job], n: int) -> dict[str, Any]:
+    secs, tok_secs = jobs[0].secs, jobs[1].secs
+    return {**info, "seconds": secs, "seq_per_s": n / median(secs), "tokenizer_seconds": tok_secs,
+            "tokenizer_share": median(tok_secs) / median(secs)}
 
 
 # -- sentimon's inference helper -------------------------------------------------------------------
@@ -161,30 +189,22 @@ def variant_dirs(args: argparse.Namespace) -> tuple[list[tuple[str, Path]], list
     return out, notes
 
 
-def run_variant(args: argparse.Namespace, variant: str, model_dir: Path, texts: list[str],
-                baseline_rate: float | None) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
-    """Timed rows of one variant, its tokenizer-only time, and its logits for agreement."""
+def prepare_variant(args: argparse.Namespace, variant: str, model_dir: Path, texts: list[str]
+                    ) -> tuple[Any, list[Job], Job]:
+    """The loaded model, its timed jobs, and its tokenizer-only job."""
     from sentimon.model.inference import SentimentModel
 
     model = SentimentModel.load(model_dir, device=args.device, variant=variant,
                                 max_length=args.max_length, threads=args.threads)
     model.predict(texts[:256], batch_size=DEFAULT_BATCH)  # warm-up: allocations, kernels
-    rows = []
+    base = {"variant": variant, "provider": model.provider, "model": f"{model.name}@{model.version}"}
+    jobs = []
     for bs in args.batch_sizes:
         # At batch 1 there is no padding, so sorting changes nothing: measured once.
         for sort in (True,) if bs == 1 else (True, False):
-            secs = timed(lambda bs=bs, sort=sort: model.predict(texts, batch_size=bs, sort_by_length=sort),
-                         repeats=args.repeats)
-            rate = len(texts) / median(secs)
-            rows.append({
-                "variant": variant, "provider": model.provider, "batch_size": bs,
-                "sorted": "n/a" if bs == 1 else "yes" if sort else "no",
-                "seq_per_s": rate, "x_baseline": rate / baseline_rate if baseline_rate else None,
-                "ms_per_seq": 1000 / rate, "seconds": secs,
-                "model": f"{model.name}@{model.version}",
-            })
-            print(f"  {variant} batch {bs:>3} sorted={rows[-1]['sorted']:<3} {rate:8.1f} seq/s",
-                  flush=True)
+            row = {**base, "batch_size": bs, "sorted": "n/a" if bs == 1 else "yes" if sort else "no"}
+            jobs.append(Job(row, lambda bs=bs, sort=sort: model.predict(texts, batch_size=bs,
+                                                                         sort_by_length=sort)))
     # The scorer hands each micro-batch (up to scorer.max_batch records in arrival order) to
     # predict with batch_size=len(batch): one run, padded to the batch's longest text.
     chunks = [texts[i : i + SCORER_BATCH] for i in range(0, len(texts), SCORER_BATCH)]
@@ -193,20 +213,22 @@ def run_variant(args: argparse.Namespace, variant: str, model_dir: Path, texts: 
             for c in chunks:
                 model.predict(c, batch_size=inner or len(c))
 
-        secs = timed(go, repeats=args.repeats)
-        rate = len(texts) / median(secs)
-        rows.append({
-            "variant": variant, "provider": model.provider, "batch_size": f"{SCORER_BATCH} chunks",
-            "sorted": "one run" if inner is None else f"runs of {inner}, sorted",
-            "seq_per_s": rate, "x_baseline": rate / baseline_rate if baseline_rate else None,
-            "ms_per_seq": 1000 / rate, "seconds": secs, "model": f"{model.name}@{model.version}",
-            "scorer_style": True,
-        })
-        print(f"  {variant} scorer micro-batches of {SCORER_BATCH}, {rows[-1]['sorted']}: {rate:8.1f} seq/s",
-              flush=True)
-    tok_secs = timed(lambda: model.token_counts(texts), repeats=args.repeats)
+        row = {**base, "batch_size": f"{SCORER_BATCH} chunks", "scorer_style": True,
+               "sorted": "one run" if inner is None else f"runs of {inner}, sorted"}
+        jobs.append(Job(row, go))
+    return model, jobs, Job({**base, "job": "tokenizer"}, lambda: model.token_counts(texts))
+
+
+def finish_variant(model: Any, jobs: list[Job], tok_job: Job, texts: list[str], baseline_rate: float | None
+                   ) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
+    """Rows of one variant, its tokenizer-only time, and its logits for agreement."""
+    rows = []
+    for job in jobs:
+        rate = len(texts) / median(job.secs)
+        rows.append({**job.row, "seq_per_s": rate, "ms_per_seq": 1000 / rate, "seconds": job.secs,
+                     "x_baseline": rate / baseline_rate if baseline_rate else None})
     counts = model.token_counts(texts)
-    tokenizer = {"seconds": tok_secs, "seq_per_s": len(texts) / median(tok_secs),
+    tokenizer = {"seconds": tok_job.secs, "seq_per_s": len(texts) / median(tok_job.secs),
                  "mean_tokens": float(np.mean(counts)), "max_tokens": int(max(counts))}
     logits = model.logits(texts, batch_size=DEFAULT_BATCH, sort_by_length=True)
     meta = {"tokenizer": tokenizer, "model": f"{model.name}@{model.version}", "path": str(model.path),
@@ -281,27 +303,37 @@ def main(argv: list[str] | None = None) -> int:
           f"{sum(t.kind == 'comment' for t in items)} StockNet tweets), {args.repeats} repeats each")
     notes: list[str] = []
 
-    baseline = None
+    jobs: list[Job] = []
+    base_info, base_jobs = None, []
     if args.skip_baseline:
         notes.append("baseline skipped (--skip-baseline): no ratios")
     else:
-        print("baseline: transformers pipeline, eager PyTorch ...", flush=True)
+        print("loading the baseline: transformers pipeline, eager PyTorch ...", flush=True)
         try:
-            baseline = run_baseline(args, texts)
+            base_info, base_jobs = prepare_baseline(args, texts)
         except ImportError as exc:
             notes.append(f"baseline skipped: {exc} (install the train extra: pip install -e '.[train]')")
-        else:
-            print(f"  {baseline['seq_per_s']:.1f} seq/s ({baseline['what']})")
-    base_rate = baseline["seq_per_s"] if baseline else None
+    jobs += base_jobs
 
     variants, skipped = variant_dirs(args)
     notes += skipped
+    loaded = []
+    for variant, model_dir in variants:
+        print(f"loading sentimon {variant} ({model_dir}) ...", flush=True)
+        model, vjobs, tok_job = prepare_variant(args, variant, model_dir, texts)
+        loaded.append((variant, model, vjobs, tok_job))
+        jobs += [*vjobs, tok_job]
+    run_jobs(jobs, repeats=args.repeats)
+
+    baseline = finish_baseline(base_info, base_jobs, len(texts)) if base_info else None
+    base_rate = baseline["seq_per_s"] if baseline else None
+    if baseline:
+        print(f"  baseline {base_rate:.1f} seq/s ({baseline['what']})")
     rows: list[dict[str, Any]] = []
     metas: dict[str, Any] = {}
     logits: dict[str, Any] = {}
-    for variant, model_dir in variants:
-        print(f"sentimon {variant} ({model_dir}) ...", flush=True)
-        r, meta, lg = run_variant(args, variant, model_dir, texts, base_rate)
+    for variant, model, vjobs, tok_job in loaded:
+        r, meta, lg = finish_variant(model, vjobs, tok_job, texts, base_rate)
         rows += r
         metas[variant] = meta
         logits[variant] = lg
