@@ -231,8 +231,10 @@ def finish_variant(model: Any, jobs: list[Job], tok_job: Job, texts: list[str], 
     tokenizer = {"seconds": tok_job.secs, "seq_per_s": len(texts) / median(tok_job.secs),
                  "mean_tokens": float(np.mean(counts)), "max_tokens": int(max(counts))}
     logits = model.logits(texts, batch_size=DEFAULT_BATCH, sort_by_length=True)
+    import hashlib
+
     meta = {"tokenizer": tokenizer, "model": f"{model.name}@{model.version}", "path": str(model.path),
-            "provider": model.provider}
+            "provider": model.provider, "sha256": hashlib.sha256(Path(model.path).read_bytes()).hexdigest()}
     return rows, meta, logits
 
 
