@@ -2,7 +2,10 @@
 
 Modelled on Kafka's own system tests (a consumer killed with SIGKILL while a known set of
 messages flows; at the end the output is compared with the input by id). Real tweets, the
-real released model, the real broker.
+real released model, the real broker. Random kills mostly land while a batch is being
+scored, which repeats nothing; the last kill is aimed at the window between a batch's
+output being written and its offsets being committed, the only moment a crash can repeat
+records. A monitor then reads the scored topic and must count every id once.
 """
 
 from __future__ import annotations
@@ -16,11 +19,18 @@ from pathlib import Path
 
 import pytest
 
-from sentimon.config import ModelSettings, ScorerSettings, Settings, TopicSettings
+from sentimon.config import (
+    ModelSettings,
+    MonitorSettings,
+    ScorerSettings,
+    Settings,
+    TopicSettings,
+)
 from tests.conftest import free_ports
 from tests.reliability.helpers import (
     SEED,
     Daemon,
+    EndOffsets,
     GroupProgress,
     encode_all,
     messages,
@@ -40,11 +50,13 @@ MAX_BATCH = 64
 
 
 def scorer_settings(kafka_settings: Settings, topics: TopicSettings, home: Path) -> Settings:
-    [port] = free_ports(1)
+    port, monitor_port = free_ports(2)
     return kafka_settings.model_copy(update={
         "home": home, "topics": topics, "log_json": True,
         "scorer": ScorerSettings(group_id=f"rel-scorer-{uuid.uuid4().hex[:8]}",  # type: ignore[call-arg]
                                  max_batch=MAX_BATCH, metrics_port=port),
+        "monitor": MonitorSettings(group_id=f"rel-monitor-{uuid.uuid4().hex[:8]}",  # type: ignore[call-arg]
+                                   metrics_port=monitor_port),
         "model": ModelSettings(device="cpu"),  # type: ignore[call-arg]
     })
 
@@ -55,9 +67,10 @@ def test_sigkill_at_random_points_loses_nothing(
         kafka_settings: Settings, topics: TopicSettings, data_dir: Path, tmp_path: Path) -> None:
     settings = scorer_settings(kafka_settings, topics, tmp_path)
     n = scaled(MESSAGES)
-    msgs = messages(data_dir, n, prefix="crash")
+    msgs = messages(data_dir, n, prefix="crash", now_ts=True)  # inside the monitor's windows
     produce(settings.kafka, topics.comments, encode_all(msgs))
     progress = GroupProgress(settings.kafka, settings.scorer.group_id, topics.inputs)
+    written = EndOffsets(settings.kafka, [topics.scored, topics.dlq])
     rnd = random.Random(SEED)
     # Kill points as fractions of the input, spread over the run, each with a random delay
     # so that the kill lands anywhere in a batch: polling, scoring, producing or committing.
@@ -71,10 +84,14 @@ def test_sigkill_at_random_points_loses_nothing(
         for point in points:
             wait_for(lambda p=point: progress() >= p * n, f"{point:.0%} committed",  # type: ignore[misc]
                      timeout_s=600, interval_s=0.2)
-            time.sleep(rnd.uniform(0.0, 1.5))
+            aimed, caught = len(kills) == KILLS - 1, False
+            if aimed:
+                caught = kill_between_write_and_commit(scorer, written, progress)
+            else:
+                time.sleep(rnd.uniform(0.0, 1.5))
+                scorer.kill()
             before = progress()
-            scorer.kill()
-            kills.append({"at": before, "point": point})
+            kills.append({"at": before, "point": point, "aimed": caught})
             assert before < n, "the kill came after the scorer had finished"
             scorer.start().wait_ready(timeout_s=180)
         wait_for(lambda: progress() == n, "every record committed", timeout_s=900, interval_s=0.5)
@@ -82,6 +99,7 @@ def test_sigkill_at_random_points_loses_nothing(
     finally:
         stop_all([scorer])
         progress.close()
+        written.close()
     elapsed = time.monotonic() - started
 
     out = read_topic(settings.kafka, topics.scored, timeout_s=120)
@@ -91,9 +109,10 @@ def test_sigkill_at_random_points_loses_nothing(
     extra = set(ids) - want
     duplicates = sum(ids.values()) - len(ids)
     print(f"\ncrash test: {n} messages, {len(kills)} SIGKILLs at "
-          f"{[int(k['at']) for k in kills]} committed, {sum(ids.values())} scored records, "
-          f"{len(lost)} lost, {duplicates} duplicates (bound {len(kills) * MAX_BATCH}), "
-          f"{elapsed:.0f}s")
+          f"{[int(k['at']) for k in kills]} committed (last one aimed: "
+          f"{'in the window' if kills[-1]['aimed'] else 'window not seen, killed anyway'}), "
+          f"{sum(ids.values())} scored records, {len(lost)} lost, {duplicates} duplicates "
+          f"(bound {len(kills) * MAX_BATCH}), {elapsed:.0f}s")
     assert not lost, f"{len(lost)} ids never scored, e.g. {sorted(lost)[:5]}"
     assert not extra
     assert read_topic(settings.kafka, topics.dlq) == []
@@ -102,3 +121,35 @@ def test_sigkill_at_random_points_loses_nothing(
     assert duplicates <= len(kills) * MAX_BATCH
     lives = [e for e in scorer.events() if e.get("event") == "scorer started"]
     assert len(lives) == KILLS + 1
+
+    # Downstream, the monitor counts each id once, however often it was scored.
+    monitor = Daemon(settings, ["monitor"], tmp_path / "monitor.log",
+                     port=settings.monitor.metrics_port)
+    try:
+        monitor.start().wait_ready(timeout_s=180)
+        wait_for(lambda: monitor.metric_sum("sentimon_monitor_records_total") == n,
+                 "the monitor to count every id", timeout_s=120)
+        assert monitor.metric_sum("sentimon_monitor_duplicates_total") == duplicates
+        assert monitor.metric_sum("sentimon_market_volume") == n
+        assert monitor.terminate() == 0, monitor.tail()
+    finally:
+        stop_all([monitor])
+
+
+def kill_between_write_and_commit(scorer: Daemon, written: EndOffsets,
+                                  committed: GroupProgress, *, timeout_s: float = 30.0) -> bool:
+    """SIGKILL once a batch's output is on the broker but its offsets are not committed.
+
+    Outside that window the output topics hold exactly ``committed`` plus the duplicates so
+    far; inside it they hold more. The output is read before the offsets, so a commit landing
+    between the two reads can only hide a window, never fake one. True if the kill was aimed;
+    after ``timeout_s`` without seeing the window the scorer is killed anyway.
+    """
+    base = min(written() - committed() for _ in range(5))
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if written() - committed() > base:
+            scorer.kill()
+            return True
+    scorer.kill()
+    return False

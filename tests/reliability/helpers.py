@@ -152,6 +152,21 @@ class GroupProgress:
         self.close()
 
 
+class EndOffsets:
+    """Records ever written to ``topics`` (sum of end offsets), read with one consumer."""
+
+    def __init__(self, kafka: KafkaSettings, topics: Iterable[str]) -> None:
+        self.consumer = make_consumer(kafka, group_id=None, client_suffix="reliability-ends")
+        self.tps = [TopicPartition(t, p) for t in topics
+                    for p in sorted(self.consumer.partitions_for_topic(t) or ())]
+
+    def __call__(self) -> int:
+        return int(sum(self.consumer.end_offsets(self.tps).values()))
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
 def wait_for(check: Callable[[], bool], what: str, *, timeout_s: float,
              interval_s: float = 0.25) -> None:
     """Poll ``check`` (errors count as "not yet") until true; fail after ``timeout_s``."""
