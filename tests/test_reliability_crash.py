@@ -86,7 +86,8 @@ def test_sigkill_at_random_points_loses_nothing(
                      timeout_s=600, interval_s=0.2)
             aimed, caught = len(kills) == KILLS - 1, False
             if aimed:
-                caught = kill_between_write_and_commit(scorer, written, progress)
+                caught = kill_between_write_and_commit(scorer, written, progress,
+                                                       give_up_at=int(0.95 * n))
             else:
                 time.sleep(rnd.uniform(0.0, 1.5))
                 scorer.kill()
@@ -137,19 +138,25 @@ def test_sigkill_at_random_points_loses_nothing(
 
 
 def kill_between_write_and_commit(scorer: Daemon, written: EndOffsets,
-                                  committed: GroupProgress, *, timeout_s: float = 30.0) -> bool:
+                                  committed: GroupProgress, *, give_up_at: int,
+                                  timeout_s: float = 30.0) -> bool:
     """SIGKILL once a batch's output is on the broker but its offsets are not committed.
 
     Outside that window the output topics hold exactly ``committed`` plus the duplicates so
     far; inside it they hold more. The output is read before the offsets, so a commit landing
     between the two reads can only hide a window, never fake one. True if the kill was aimed;
-    after ``timeout_s`` without seeing the window the scorer is killed anyway.
+    without seeing the window for ``timeout_s``, or once ``give_up_at`` records are committed
+    (so that the kill still comes mid-stream), the scorer is killed anyway.
     """
     base = min(written() - committed() for _ in range(5))
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if written() - committed() > base:
+        out = written()
+        done = committed()
+        if out - done > base:
             scorer.kill()
             return True
+        if done >= give_up_at:
+            break
     scorer.kill()
     return False
