@@ -3,8 +3,9 @@
 Pipeline: PyTorch -> ONNX (TorchScript exporter, dynamic batch/sequence axes) -> ORT
 transformer optimizer (fuses attention, LayerNorm, GELU) -> fp32 file; fp16 from the
 optimised graph (``keep_io_types``: int64 ids in, fp32 logits out); int8 by dynamic
-quantisation of the optimised graph, per-channel only when it keeps >= 99% argmax agreement
-with fp32 (both granularities are measured and recorded).
+quantisation of the optimised graph (FFN output projections of the first half of the layers
+kept fp32), per-channel when it keeps >= 99% argmax agreement with fp32, else the granularity
+with the higher agreement (both are measured and recorded).
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def _batches(tokenizer: Any, texts: list[str], batch_size: int = 64) -> list[dic
 
 
 def agreement(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> dict:
-    """Argmax agreement per head and over both heads' decisions together."""
+    """Argmax agreement of two models per head, and the lower of the two (``min``)."""
     t = float((a[0].argmax(-1) == b[0].argmax(-1)).mean())
     s = float((a[1].argmax(-1) == b[1].argmax(-1)).mean())
     return {"topic": t, "sentiment": s, "min": min(t, s)}
@@ -205,11 +206,24 @@ def export(
     )
     del predict_logits  # imported to fail early if train deps are broken
 
+    # FFN output projections (GELU output -> hidden) of the first half of the layers stay
+    # fp32 in the int8 model: their activations have outliers that per-tensor dynamic
+    # activation quantisation resolves poorly. Measured on the shipped MiniLM (1/4 of the
+    # validation texts, per-channel): everything int8 -> 97.5% min-head argmax agreement;
+    # these 3 of 20 matrices kept fp32 -> 98.2%, for +5 MB.
+    n_layers = int(cfg.num_hidden_layers)
+    keep_fp32 = [
+        node.name
+        for node in onnx.load(str(fp32), load_external_data=False).graph.node
+        if node.op_type == "MatMul"
+        and any(f"/layer.{k}/output/dense/" in node.name for k in range(n_layers // 2))
+    ]
     quant: dict[str, Any] = {}
     for per_channel in (False, True):
         path = out_dir / f"model.int8.{'pc' if per_channel else 'pt'}.onnx"
         quantize_dynamic(
             fp32, path, weight_type=QuantType.QInt8, per_channel=per_channel,
+            nodes_to_exclude=keep_fp32,
             # Fused contrib ops (Attention, SkipLayerNormalization) defeat ONNX shape
             # inference, so tell the quantiser their outputs are float.
             extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
@@ -217,8 +231,18 @@ def export(
         quant["per_channel" if per_channel else "per_tensor"] = {
             "path": path, "agreement": agreement(ref, _ort_logits(path, batches))
         }
-    use_pc = quant["per_channel"]["agreement"]["min"] >= PER_CHANNEL_MIN_AGREEMENT
-    chosen = "per_channel" if use_pc else "per_tensor"
+    pc_min = quant["per_channel"]["agreement"]["min"]
+    pt_min = quant["per_tensor"]["agreement"]["min"]
+    if pc_min >= PER_CHANNEL_MIN_AGREEMENT:
+        chosen, reason = "per_channel", f"per-channel agreement {pc_min:.4f} >= 0.99"
+    else:
+        # Neither meets the 99% bar: ship the granularity closer to fp32 (a per-tensor
+        # model that agrees less would only be smaller by a few kB).
+        chosen = "per_channel" if pc_min >= pt_min else "per_tensor"
+        reason = (
+            f"per-channel agreement {pc_min:.4f} < 0.99; took the higher of per-channel "
+            f"{pc_min:.4f} and per-tensor {pt_min:.4f}"
+        )
     int8 = out_dir / "model.int8.onnx"
     m8 = onnx.load(str(quant[chosen]["path"]))
     _set_metadata(m8, {**meta, "sentimon.variant": "int8", "sentimon.int8_granularity": chosen})
@@ -256,7 +280,10 @@ def export(
         "parity_rows": rows,
         "int8": {
             "granularity": chosen,
-            "rule": f"per-channel only if min-head argmax agreement >= {PER_CHANNEL_MIN_AGREEMENT}",
+            "rule": f"per-channel if min-head argmax agreement >= {PER_CHANNEL_MIN_AGREEMENT}, "
+            "else the granularity with the higher agreement",
+            "decision": reason,
+            "kept_fp32": keep_fp32,
             "agreement_per_tensor": quant["per_tensor"]["agreement"],
             "agreement_per_channel": quant["per_channel"]["agreement"],
             "agreement": quant[chosen]["agreement"],
