@@ -205,6 +205,8 @@ def render_markdown(card: dict[str, Any]) -> str:
         w(f"- int8: {q.get('granularity')} ({q.get('rule')}); agreement with fp32 per-tensor "
           f"`{json.dumps(q.get('agreement_per_tensor'))}`, per-channel "
           f"`{json.dumps(q.get('agreement_per_channel'))}` on {q.get('n_texts')} texts")
+        if q.get("decision"):
+            w(f"- int8 decision: {q['decision']}; kept fp32: `{json.dumps(q.get('kept_fp32'))}`")
         w(f"- fp16 agreement with fp32: `{json.dumps(e.get('fp16_agreement'))}`")
         w(f"- sizes (bytes): `{json.dumps(e.get('sizes_bytes'))}`\n")
     w("## Artifacts (sha256)\n")
