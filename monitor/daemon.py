@@ -78,7 +78,8 @@ class Monitor:
             short_window_s=m.short_window_s,
             baseline_window_s=m.baseline_window_s,
             watchlist=m.watchlist,
-            rule=SpikeRule(spike_z=m.spike_z, min_volume=m.min_volume, min_lift=m.min_lift),
+            rule=SpikeRule(spike_z=m.spike_z, min_volume=m.min_volume, min_lift=m.min_lift,
+                           min_baseline_volume=m.min_baseline_volume),
             dedup_capacity=m.dedup_capacity,
         )
         self.registry = CollectorRegistry()

@@ -33,6 +33,9 @@ class SpikeRule:
     spike_z: float = 3.0
     min_volume: int = 30
     min_lift: float = 0.15
+    # Cold start: with too little history there is no baseline to stand above, only the
+    # prior, and a topic that is simply more negative than the market would "spike".
+    min_baseline_volume: int = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,5 +70,6 @@ def evaluate(*, n_short: int, neg_short: int, n_base: int, neg_base: int, prior:
     z = spike_z(n_short=n_short, neg_short=neg_short, p_base=p_base)
     p_short = neg_short / n_short if n_short else None
     lift = (p_short - p_base) if p_short is not None else 0.0
-    spike = z >= rule.spike_z and n_short >= rule.min_volume and lift >= rule.min_lift
+    spike = (z >= rule.spike_z and n_short >= rule.min_volume and lift >= rule.min_lift
+             and n_base >= rule.min_baseline_volume)
     return SpikeResult(z=z, p_short=p_short, p_base=p_base, lift=lift, spike=spike)

@@ -198,6 +198,10 @@ class MonitorSettings(_Section):
     min_lift: float = Field(
         0.15, ge=0, description="Min rise of negative share over baseline (SENTIMON_MONITOR__MIN_LIFT)."
     )
+    min_baseline_volume: int = Field(
+        30, ge=0, description="Min baseline-window volume (short window excluded) before a series "
+        "can spike: no alerts on a cold start (SENTIMON_MONITOR__MIN_BASELINE_VOLUME).",
+    )
     spike_z: float = Field(
         3.0, gt=0, description="Min z-score of the short-window negative share against the baseline "
         "share for a spike (SENTIMON_MONITOR__SPIKE_Z).",

@@ -39,7 +39,7 @@ def simulate(profile: Profile, *, seed: int) -> dict[str, list[float | None]]:
     m = Settings().monitor  # production defaults: 15 min / 24 h, z 3, volume 30, lift 0.15
     agg = Aggregator(
         short_window_s=m.short_window_s, baseline_window_s=m.baseline_window_s,
-        watchlist=m.watchlist, rule=SpikeRule(m.spike_z, m.min_volume, m.min_lift),
+        watchlist=m.watchlist, rule=SpikeRule(m.spike_z, m.min_volume, m.min_lift, m.min_baseline_volume),
         dedup_capacity=m.dedup_capacity,
     )
     collector = MonitorCollector(agg.snapshot)

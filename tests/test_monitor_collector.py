@@ -27,7 +27,7 @@ def scrape(snapshot: Snapshot) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
 
 def agg() -> Aggregator:
     return Aggregator(short_window_s=60, baseline_window_s=600, watchlist=["AAPL"],
-                      rule=SpikeRule(spike_z=2.0, min_volume=2, min_lift=0.15),
+                      rule=SpikeRule(spike_z=2.0, min_volume=2, min_lift=0.15, min_baseline_volume=1),
                       dedup_capacity=100)
 
 

@@ -71,10 +71,19 @@ def test_each_threshold_is_inclusive() -> None:
 
 
 def test_empty_baseline_uses_the_prior() -> None:
-    res = evaluate(n_short=40, neg_short=30, n_base=0, neg_base=0, prior=0.25, rule=RULE)
+    rule = SpikeRule(spike_z=3.0, min_volume=30, min_lift=0.15, min_baseline_volume=0)
+    res = evaluate(n_short=40, neg_short=30, n_base=0, neg_base=0, prior=0.25, rule=rule)
     assert res.p_base == pytest.approx(0.25)
     assert res.z == pytest.approx(textbook_z(30, 40, 0.25))
     assert res.spike is True
+
+
+def test_cold_start_without_baseline_history_is_not_a_spike() -> None:
+    for n_base, expected in ((0, False), (29, False), (30, True)):
+        res = evaluate(n_short=40, neg_short=30, n_base=n_base, neg_base=n_base // 5, prior=0.2,
+                       rule=RULE)
+        assert res.z > 3 and res.lift > 0.15
+        assert res.spike is expected, n_base
 
 
 def test_tiny_all_negative_baseline_keeps_a_finite_z() -> None:
