@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--duration", type=float, default=150.0, metavar="S",
                    help="seconds of replay (the comments' time span is compressed into it)")
     p.add_argument("--news-rate", type=float, default=8.0, metavar="N", help="news per second")
-    p.add_argument("--burst-topic", default="Earnings", help="topic of the injected negative burst")
+    p.add_argument("--burst-topic", default="Stock Movement", help="topic of the injected negative burst")
     p.add_argument("--burst-after", type=float, default=100.0, metavar="S",
                    help="seconds into the replay at which the burst starts")
     p.add_argument("--burst-count", type=int, default=200, metavar="N")

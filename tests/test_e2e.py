@@ -8,6 +8,7 @@ restarted after the stream reports the same figures as before.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def e2e_settings(observability: Observability, topics: TopicSettings, tmp_path: 
     return s.model_copy(update={
         "topics": topics,
         "monitor": s.monitor.model_copy(update={
-            "short_window_s": 20, "baseline_window_s": 600, "min_volume": 15,
+            "short_window_s": 20, "baseline_window_s": 600, "min_volume": 25,
             "min_lift": 0.15, "spike_z": 3.0, "group_id": f"mon-{topics.scored}",
         }),
         "scorer": s.scorer.model_copy(update={"group_id": f"sc-{topics.scored}"}),
@@ -61,12 +62,16 @@ def test_baseline_quiet_burst_alerts_restart_keeps_figures(e2e_settings: Setting
         pipeline.start_all()
         t0 = datetime.now(UTC)
 
-        # 1) baseline: ~45 s of real comments and news, a few hundred messages.
+        # 1) baseline: 60 s of real comments and news side by side, 900 messages, so that
+        #    every busy topic has a baseline history before the burst.
         comments = replay.load_items(DEMO_DIR / "comments.csv", kind="comment", limit=600)
         news = replay.load_items(DEMO_DIR / "news.csv", kind="news", limit=300)
-        sent = _send(settings, settings.topics.comments, comments,
-                     replay.Schedule(rate=14).offsets(comments))
-        sent += _send(settings, settings.topics.news, news, replay.Schedule(rate=300).offsets(news))
+        with ThreadPoolExecutor(2) as pool:
+            sent = sum(pool.map(
+                lambda args: _send(settings, *args),
+                [(settings.topics.comments, comments, replay.Schedule(rate=10).offsets(comments)),
+                 (settings.topics.news, news, replay.Schedule(rate=5).offsets(news))],
+            ))
         assert sent == len(comments) + len(news)
         time.sleep(15)  # let the windows, the rules' `for:` and Alertmanager act on the baseline
         early = [r for r in read_notifications(notes) if r.get("alertname") == "NegativeSentimentSpike"]
