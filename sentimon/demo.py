@@ -140,6 +140,20 @@ def metric_sum(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], na
     return sum(v for (n, _), v in samples.items() if n == name)
 
 
+def drained(pipeline: Pipeline, *, timeout_s: float) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Scorer metrics once its lag is 0 and every consumed record is scored or dead-lettered."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        samples = scrape(pipeline.health_url("scorer") + "/metrics")
+        consumed = metric_sum(samples, "sentimon_scorer_records_consumed_total")
+        done = (metric_sum(samples, "sentimon_scorer_records_scored_total")
+                + metric_sum(samples, "sentimon_scorer_records_dead_lettered_total"))
+        lag = metric_sum(samples, "sentimon_scorer_consumer_lag")
+        if (consumed == done and lag == 0) or time.monotonic() >= deadline:
+            return samples
+        time.sleep(1.0)
+
+
 def read_notifications(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
@@ -252,9 +266,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                  if r.get("alertname") == "NegativeSentimentSpike" and r.get("status") == "firing"
                  and t0.isoformat() <= r["received_at"] < burst_at.isoformat()]
         print("5/5 summary and report", flush=True)
-        scorer = scrape(pipeline.health_url("scorer") + "/metrics")
+        scorer = drained(pipeline, timeout_s=120)
         report = settings.home / "demo-report.png"
-        rep = subprocess.run([sys.executable, "-m", "sentimon", "report", "--since", "20m",
+        since = f"{int((datetime.now(UTC) - t0).total_seconds()) + 60}s"
+        rep = subprocess.run([sys.executable, "-m", "sentimon", "report", "--since", since,
                               "--out", str(report)], env=pipeline.env, capture_output=True,
                              text=True, check=False)
         result = DemoResult(
@@ -300,4 +315,4 @@ def _print_summary(settings: Settings, r: DemoResult, args: argparse.Namespace, 
     print(f"Alertmanager:   {am}")
     for name in ("scorer", "monitor", "notify"):
         print(f"{name + ' metrics:':<16}{pipeline.health_url(name)}/metrics")
-    print(f"Grafana:        provision {DEMO_DIR.parent / 'grafana'} (see docs/dashboards.md)")
+    print(f"Grafana:        provision {DEMO_DIR.parent / 'grafana'} (see docs/alerts.md)")
