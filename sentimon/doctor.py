@@ -59,6 +59,7 @@ def _package(name: str) -> str | None:
 def collect(settings: Settings, *, timeout_s: float = 5.0) -> list[Check]:
     """Run every check; each is cheap and none needs the servers to be up."""
     from sentimon.kafka.admin import wait_for_broker
+    from sentimon.kafka.clients import KafkaAuthError
     from sentimon.stack import observability as obs
     from sentimon.stack.kafka_broker import KAFKA_VERSION, cache_dir
 
@@ -100,8 +101,11 @@ def collect(settings: Settings, *, timeout_s: float = 5.0) -> list[Check]:
     kafka = settings.kafka
     where = f"{kafka.bootstrap_servers} ({kafka.security_protocol}" + (
         f", {kafka.sasl_mechanism} as {kafka.sasl_username})" if kafka.sasl_mechanism else ")")
-    up = wait_for_broker(kafka, timeout_s=timeout_s)
-    checks.append(Check("kafka", up, ("answering at " if up else "not answering at ") + where))
+    try:
+        up = wait_for_broker(kafka, timeout_s=timeout_s)
+        checks.append(Check("kafka", up, ("answering at " if up else "not answering at ") + where))
+    except KafkaAuthError as exc:
+        checks.append(Check("kafka", False, f"{exc} ({where})"))
     for name, url in (("prometheus", obs.prometheus_url(settings)),
                       ("alertmanager", obs.alertmanager_url(settings))):
         ok = obs.http_ok(url + "/-/ready", timeout_s=timeout_s)

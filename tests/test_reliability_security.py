@@ -237,3 +237,10 @@ def test_wrong_credentials_fail_clearly_and_in_bounded_time(
     assert last.startswith("sentimon: Kafka refused the SASL login of user 'alice'"), last
     assert "Traceback" not in out
     assert wrong not in out
+
+    # `sentimon doctor` says the login was refused, not that Kafka is down.
+    from sentimon.doctor import collect
+
+    kafka_check = next(c for c in collect(settings, timeout_s=10) if c.name == "kafka")
+    assert not kafka_check.ok
+    assert "refused the SASL login" in kafka_check.detail and wrong not in kafka_check.detail

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from kafka.errors import KafkaError, NoError, TopicAlreadyExistsError, for_code
 
 from sentimon.config import KafkaSettings, TopicSettings
-from sentimon.kafka.clients import make_admin
+from sentimon.kafka.clients import KafkaAuthError, make_admin
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ def wait_for_broker(kafka: KafkaSettings, *, timeout_s: float = 60.0) -> bool:
                     return True
             finally:
                 admin.close()
+        except KafkaAuthError:
+            raise  # a refused login does not get better by waiting
         except (KafkaError, OSError, ValueError) as exc:
             log.debug("broker not ready", extra={"error": repr(exc)})
         if time.monotonic() >= deadline:
