@@ -22,7 +22,7 @@ lint:
 	$(VENV)/ruff check .
 
 typecheck:
-	$(VENV)/mypy sentimon ingest model monitor alerts deploy
+	$(VENV)/mypy sentimon ingest model monitor alerts deploy tests/conftest.py
 
 bench:
 	$(VENV)/python benchmarks/model_bench.py

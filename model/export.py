@@ -82,6 +82,8 @@ def _export_torch(model: Any, path: Path, opset: int = OPSET) -> str:
             dynamic_shapes=({0: batch, 1: seq}, {0: batch, 1: seq}), opset_version=18,
             dynamo=True, external_data=False,
         )
+        if prog is None:
+            raise RuntimeError("torch.onnx.export(dynamo=True) returned no program") from None
         prog.save(str(path))
         return "dynamo"
 

@@ -62,7 +62,7 @@ class TwoHeadModel(nn.Module):
     def save(self, out_dir: Path, meta: dict[str, Any] | None = None) -> None:
         """Write ``encoder/`` (HF format), ``heads.pt`` and ``sentimon_model.json``."""
         out_dir.mkdir(parents=True, exist_ok=True)
-        self.encoder.save_pretrained(str(out_dir / ENCODER_DIR))
+        self.encoder.save_pretrained(str(out_dir / ENCODER_DIR))  # type: ignore[operator]
         heads = {
             k: v.detach().cpu()
             for k, v in self.state_dict().items()

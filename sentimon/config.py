@@ -271,14 +271,14 @@ class Settings(BaseSettings):
         "INFO", description="Log level (SENTIMON_LOG_LEVEL)."
     )
     log_json: bool = Field(False, description="One JSON object per log line (SENTIMON_LOG_JSON).")
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)  # type: ignore[arg-type]
-    topics: TopicSettings = Field(default_factory=TopicSettings)  # type: ignore[arg-type]
-    stack: StackSettings = Field(default_factory=StackSettings)  # type: ignore[arg-type]
-    model: ModelSettings = Field(default_factory=ModelSettings)  # type: ignore[arg-type]
-    scorer: ScorerSettings = Field(default_factory=ScorerSettings)  # type: ignore[arg-type]
-    monitor: MonitorSettings = Field(default_factory=MonitorSettings)  # type: ignore[arg-type]
-    notify: NotifySettings = Field(default_factory=NotifySettings)  # type: ignore[arg-type]
-    alerts: AlertSettings = Field(default_factory=AlertSettings)  # type: ignore[arg-type]
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    stack: StackSettings = Field(default_factory=StackSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    scorer: ScorerSettings = Field(default_factory=ScorerSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @classmethod
     def settings_customise_sources(

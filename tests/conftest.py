@@ -47,7 +47,7 @@ def stack_settings(home: Path, *, components: list[str]) -> Settings:
         kafka=KafkaSettings(bootstrap_servers=f"127.0.0.1:{kafka}"),
         stack=StackSettings(
             kafka_port=kafka, kafka_controller_port=controller, prometheus_port=prom,
-            alertmanager_port=am, scrape_interval="1s", components=components,  # type: ignore[arg-type]
+            alertmanager_port=am, scrape_interval="1s", components=components,
         ),
         scorer=ScorerSettings(metrics_port=scorer),
         monitor=MonitorSettings(metrics_port=monitor),

@@ -144,7 +144,7 @@ class Cluster:
 
     def kafka_settings(self, nodes: list[int] | None = None) -> KafkaSettings:
         """Client settings for the PLAINTEXT listeners of ``nodes``."""
-        return KafkaSettings(bootstrap_servers=self.bootstrap(nodes))  # type: ignore[call-arg]
+        return KafkaSettings(bootstrap_servers=self.bootstrap(nodes))
 
     def log_path(self, nid: int) -> Path:
         return self.home / "logs" / f"kafka-{nid}.log"
