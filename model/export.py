@@ -83,7 +83,7 @@ def _export_torch(model: Any, path: Path, opset: int = OPSET) -> str:
             dynamo=True, external_data=False,
         )
         if prog is None:
-            raise RuntimeError("torch.onnx.export(dynamo=True) returned no program") from None
+            raise RuntimeError("torch.onnx.export(dynamo=True) returned no program") from exc
         prog.save(str(path))
         return "dynamo"
 
