@@ -204,7 +204,8 @@ class Running:
 def test_scores_real_texts_once_each(kafka_settings: Settings, topics: TopicSettings,
                                      data_dir: Path, model: Any) -> None:
     # One batch for everything (see the comparison with direct predictions below).
-    settings = scorer_settings(kafka_settings, topics, max_batch=1000, max_wait_ms=3000)
+    settings = scorer_settings(kafka_settings, topics, max_batch=1000, max_wait_ms=3000,
+                               model_batch=1000)
     comments = tweets(data_dir, 150)
     news = headlines(data_dir, 50)
     produce(settings, topics.comments, [json.dumps(m).encode() for m in comments])
@@ -523,3 +524,12 @@ def test_sigterm_mid_stream_loses_nothing(kafka_settings: Settings, topics: Topi
     ids = Counter(d["id"] for d in json_values(read_all(settings, topics.scored)))
     assert set(ids) == {m["id"] for m in msgs}
     assert max(ids.values()) == 1  # graceful stop: no batch repeated
+
+
+def test_model_batch_splits_micro_batches_on_cpu(kafka_settings: Settings, topics: TopicSettings,
+                                                 model: Any) -> None:
+    auto = Scorer(scorer_settings(kafka_settings, topics), model, stop=GracefulStop())
+    assert auto._model_batch(256) == (256 if model.provider == "CUDAExecutionProvider" else 64)
+    assert auto._model_batch(10) == 10
+    fixed = Scorer(scorer_settings(kafka_settings, topics, model_batch=32), model, stop=GracefulStop())
+    assert fixed._model_batch(256) == 32
