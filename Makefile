@@ -25,8 +25,8 @@ typecheck:
 	$(VENV)/mypy sentimon ingest model monitor alerts deploy tests/conftest.py
 
 bench:
-	$(VENV)/python benchmarks/model_bench.py
-	$(VENV)/python benchmarks/e2e_bench.py
+	$(VENV)/python -m benchmarks.model_bench --json-out benchmarks/results/model.json
+	$(VENV)/python -m benchmarks.e2e_bench --json-out benchmarks/results/e2e.json
 
 stack-up:
 	$(VENV)/sentimon stack up
