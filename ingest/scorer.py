@@ -28,7 +28,7 @@ from sentimon.ingest.deadletter import dead_letter_value
 from sentimon.ingest.message import InputMessage, Kind, RawRecord, Rejection, decode, kind_for_topic
 from sentimon.ingest.metrics import ScorerMetrics
 from sentimon.ingest.output import PredictionLike, encode, scored_value
-from sentimon.kafka import GracefulStop, consumer_lag, make_consumer, make_producer
+from sentimon.kafka import GracefulStop, consumer_lag, make_consumer, make_producer, subscribe
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class Scorer:
             )
             self._producer = make_producer(self.settings.kafka, client_suffix="scorer")
             self._check_output_topics(consumer)
-            consumer.subscribe(self.topics, listener=_Listener(self))
+            subscribe(consumer, self.topics, listener=_Listener(self))
             log.info("scorer started", extra={
                 "topics": ",".join(self.topics), "group_id": sc.group_id,
                 "max_batch": sc.max_batch, "max_batch_tokens": sc.max_batch_tokens,

@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from sentimon.config import Settings
 from sentimon.http import DaemonHTTPServer
-from sentimon.kafka import GracefulStop, consumer_lag, make_consumer
+from sentimon.kafka import GracefulStop, consumer_lag, make_consumer, subscribe
 from sentimon.monitor.aggregate import MARKET, Aggregator, Snapshot
 from sentimon.monitor.collector import MonitorCollector
 from sentimon.monitor.records import MalformedRecord, parse_scored
@@ -135,7 +135,7 @@ class Monitor:
         try:
             if topic not in consumer.topics():
                 log.warning("scored topic does not exist yet, waiting", extra={"topic": topic})
-            consumer.subscribe(topics=[topic], listener=_Rebuild(self))
+            subscribe(consumer, [topic], listener=_Rebuild(self))
             log.info("monitor started", extra={
                 "topic": topic, "group_id": m.group_id, "metrics_port": self.http.port,
                 "short_window_s": m.short_window_s, "baseline_window_s": m.baseline_window_s})

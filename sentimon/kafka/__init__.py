@@ -1,7 +1,7 @@
 """Kafka plumbing shared by every sentimon daemon: clients, topics, lag, graceful stop."""
 
 from sentimon.kafka.admin import ensure_topics, wait_for_broker
-from sentimon.kafka.clients import make_admin, make_consumer, make_producer, security_config
+from sentimon.kafka.clients import make_admin, make_consumer, make_producer, security_config, subscribe
 from sentimon.kafka.lag import consumer_lag
 from sentimon.kafka.shutdown import GracefulStop
 
@@ -13,5 +13,6 @@ __all__ = [
     "make_consumer",
     "make_producer",
     "security_config",
+    "subscribe",
     "wait_for_broker",
 ]

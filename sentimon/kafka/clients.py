@@ -126,6 +126,20 @@ def make_consumer(
     return _connect(kafka, lambda: KafkaConsumer(**cfg))
 
 
+def subscribe(consumer: KafkaConsumer, topics: list[str], *, listener: Any = None) -> None:
+    """Subscribe ``consumer`` to ``topics`` with the partition metadata already known.
+
+    Without it the group's first assignment is made before the subscribed topics' metadata
+    arrives; the leader then sees "the metadata changed since I assigned" and starts a
+    second rebalance right after the first. kafka-python 3.0.12 can lose the end of that
+    second rebalance when its JoinGroup finishes between two polls (the member is left with
+    no partitions and heartbeats off, for good). Fetching the metadata first (``topics()``
+    updates the coordinator's snapshot) makes the first assignment the final one.
+    """
+    consumer.subscribe(topics=topics, listener=listener)
+    consumer.topics()
+
+
 def make_producer(kafka: KafkaSettings, *, client_suffix: str = "producer", **overrides: Any) -> KafkaProducer:
     """A producer that waits for all in-sync replicas and retries without reordering."""
     cfg: dict[str, Any] = {
