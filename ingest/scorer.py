@@ -28,7 +28,7 @@ from sentimon.ingest.deadletter import dead_letter_value
 from sentimon.ingest.message import InputMessage, Kind, RawRecord, Rejection, decode, kind_for_topic
 from sentimon.ingest.metrics import ScorerMetrics
 from sentimon.ingest.output import PredictionLike, encode, scored_value
-from sentimon.kafka import GracefulStop, consumer_lag, make_consumer, make_producer, subscribe
+from sentimon.kafka import GracefulStop, JoinWatch, consumer_lag, make_consumer, make_producer, subscribe
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +213,7 @@ class Scorer:
     def _loop(self, consumer: KafkaConsumer) -> None:
         last_record = time.monotonic()
         next_lag = 0.0
+        join_watch = JoinWatch(consumer)
         while not self.stop:
             if self.max_records is not None and self.consumed >= self.max_records:
                 return
@@ -224,6 +225,7 @@ class Scorer:
             timeout = min(self.batcher.time_left(), IDLE_POLL_S) if len(self.batcher) else IDLE_POLL_S
             polled = consumer.poll(timeout_ms=max(1, int(timeout * 1000)), max_records=room)
             self._raise_fatal()
+            join_watch.check()
             records = [r for recs in polled.values() for r in recs]
             now = time.monotonic()
             if records:

@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from sentimon.config import Settings
 from sentimon.http import DaemonHTTPServer
-from sentimon.kafka import GracefulStop, consumer_lag, make_consumer, subscribe
+from sentimon.kafka import GracefulStop, JoinWatch, consumer_lag, make_consumer, subscribe
 from sentimon.monitor.aggregate import MARKET, Aggregator, Snapshot
 from sentimon.monitor.collector import MonitorCollector
 from sentimon.monitor.records import MalformedRecord, parse_scored
@@ -148,8 +148,10 @@ class Monitor:
 
     def _loop(self, consumer: KafkaConsumer, *, idle_exit_s: float | None) -> None:
         last_record = last_lag = last_progress = time.monotonic()
+        join_watch = JoinWatch(consumer)
         while not self.stop:
             batch = consumer.poll(timeout_ms=500)
+            join_watch.check()
             if self._pending_rebuild:
                 # Whatever this poll returned was fetched before the seek: the rebuild
                 # re-reads it, so dropping it loses nothing.

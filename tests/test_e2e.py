@@ -32,6 +32,25 @@ def _monitor_figures(pipeline: Pipeline) -> dict[tuple[str, tuple[tuple[str, str
             if k[0].startswith(("sentimon_topic_", "sentimon_ticker_", "sentimon_market_"))}
 
 
+def _diagnosis(pipeline: Pipeline, settings: Settings) -> str:
+    """Where the burst stopped: each stage's own figures and the end of each daemon's log."""
+    out = []
+    for name, prefixes in (("scorer", ("sentimon_scorer_records", "sentimon_scorer_consumer_lag")),
+                           ("monitor", ("sentimon_topic_spike_zscore", "sentimon_topic_volume"))):
+        try:
+            samples = scrape(pipeline.health_url(name) + "/metrics")
+            out.append(f"{name}: " + ", ".join(
+                f"{n}{dict(labels)}={v:g}" for (n, labels), v in sorted(samples.items())
+                if n.startswith(prefixes) and (name == "scorer" or dict(labels).get("topic") == BURST_TOPIC)))
+        except OSError as exc:
+            out.append(f"{name}: metrics unavailable ({exc})")
+    for name in ("scorer", "monitor", "notify"):
+        log = settings.home / "logs" / f"{name}.log"
+        if log.exists():
+            out.append(f"--- {log} (end)\n" + "\n".join(log.read_text().splitlines()[-15:]))
+    return "\n".join(out)
+
+
 def _send(settings: Settings, topic: str, items: list[replay.ReplayItem], offsets: list[float]) -> int:
     producer = make_producer(settings.kafka, client_suffix="e2e")
     try:
@@ -89,7 +108,7 @@ def test_baseline_quiet_burst_alerts_restart_keeps_figures(e2e_settings: Setting
                               labels={"topic": BURST_TOPIC}, timeout_s=ALERT_BOUND_S, after=burst_start)
         assert note is not None, (
             f"no NegativeSentimentSpike for {BURST_TOPIC!r} within {ALERT_BOUND_S}s of the burst; "
-            f"notifications: {read_notifications(notes)}"
+            f"notifications: {read_notifications(notes)}\n{_diagnosis(pipeline, settings)}"
         )
         print(f"alert {time.monotonic() - burst_end:.1f}s after the burst ended: {note['text']}")
         assert note["labels"]["topic"] == BURST_TOPIC
