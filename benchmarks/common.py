@@ -79,12 +79,16 @@ def _lscpu_model() -> str:
 
 
 def _git_commit() -> str:
+    """HEAD's short hash, with ``+dirty`` when tracked files differ from it (figures of a tree
+    that no commit holds must not pass for that commit's)."""
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                             text=True, check=False)
-        return out.stdout.strip() or "unknown"
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True, check=False).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=False).stdout.strip()
     except OSError:
         return "unknown"
+    return (head + ("+dirty" if dirty else "")) if head else "unknown"
 
 
 def busy_processes() -> list[str]:

@@ -74,7 +74,6 @@ from sentimon.config import (
 TARGET_RATIO = 0.9
 TARGET_RSS_MB = 600.0
 SAMPLE_S = 0.2
-ALT_INNER = 64  # SentimentModel.predict's default batch
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -442,35 +441,40 @@ def summarize(run: Run) -> dict[str, Any]:
     return out
 
 
-def _model_level_child(model_kw: dict[str, Any], size: int, inner: int | None, texts: list[str],
+def _model_level_child(model_kw: dict[str, Any], size: int, model_batch: int | None, texts: list[str],
                        repeats: int) -> dict[str, Any]:
+    from sentimon.ingest.scorer import model_run_size
     from sentimon.model.inference import SentimentModel
 
     model = SentimentModel.load(**model_kw)
     chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
-    model.predict(chunks[0], batch_size=inner or len(chunks[0]))  # warm-up
+
+    def run_size(n: int) -> int:  # model_batch None: one padded run per micro-batch
+        return n if model_batch is None else model_run_size(n, configured=model_batch, provider=model.provider)
+
+    model.predict(chunks[0], batch_size=run_size(len(chunks[0])))  # warm-up
 
     def go() -> None:
-        for c in chunks:  # inner None: what Scorer._predict does with one micro-batch
-            model.predict(c, batch_size=inner or len(c))
+        for c in chunks:  # what Scorer._predict does with one micro-batch
+            model.predict(c, batch_size=run_size(len(c)))
 
     cpu0 = time.process_time()  # every thread of this process, ONNX Runtime's included
     secs = timed(go, repeats=repeats)
     cpu_ms = (time.process_time() - cpu0) * 1000 / (repeats * len(texts))
     tok = timed(lambda: model.token_counts(texts), repeats=repeats)
     return {"seq_per_s": len(texts) / median(secs), "seconds": secs, "n": len(texts), "cpu_ms_per_seq": cpu_ms,
-            "batch": size, "inner_batch": inner, "variant": model.variant, "provider": model.provider,
+            "batch": size, "inner_batch": run_size(size), "variant": model.variant, "provider": model.provider,
             "model": f"{model.name}@{model.version}", "tokenizer_s": median(tok),
             "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def model_level(settings: Settings, texts: list[str], *, repeats: int, inner: int | None = None
+def model_level(settings: Settings, texts: list[str], *, repeats: int, one_run: bool = False
                 ) -> dict[str, Any]:
     """Throughput of the scorer's model configuration without Kafka: its micro-batches.
 
-    Runs in a fresh process, so that its peak RSS compares with the scorer's. ``inner`` None
-    is the scorer's way (one model run per micro-batch, padded to its longest text); a number
-    splits each micro-batch into length-sorted runs of that size.
+    Runs in a fresh process, so that its peak RSS compares with the scorer's. By default each
+    micro-batch is split into length-sorted runs as the scorer does (``scorer.model_batch``);
+    ``one_run`` gives each micro-batch to the model as one run padded to its longest text.
     """
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
@@ -479,8 +483,8 @@ def model_level(settings: Settings, texts: list[str], *, repeats: int, inner: in
     model_kw = {"model_dir": m.dir, "device": m.device, "variant": m.variant, "max_length": m.max_length,
                 "threads": m.threads}
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(_model_level_child, model_kw, settings.scorer.max_batch, inner, texts,
-                           repeats).result()
+        return pool.submit(_model_level_child, model_kw, settings.scorer.max_batch,
+                           None if one_run else settings.scorer.model_batch, texts, repeats).result()
 
 
 # -- throughput mode -------------------------------------------------------------------------------
@@ -525,10 +529,10 @@ def throughput(args: argparse.Namespace, settings: Settings, info: dict[str, Any
         print(f"model level, scorer configuration (batches of {settings.scorer.max_batch}) ...", flush=True)
         sample = [t.text for t in texts[: args.model_n]]
         model = model_level(settings, sample, repeats=args.model_repeats)
-        print(f"  {model['seq_per_s']:.1f} seq/s ({model['variant']}, {model['provider']}), "
-              f"peak RSS {model['maxrss_mb']:.0f} MB", flush=True)
-        alt = model_level(settings, sample, repeats=args.model_repeats, inner=ALT_INNER)
-        print(f"  alternative, each micro-batch in sorted runs of {ALT_INNER}: {alt['seq_per_s']:.1f} seq/s, "
+        print(f"  {model['seq_per_s']:.1f} seq/s ({model['variant']}, {model['provider']}, sorted runs of "
+              f"{model['inner_batch']}), peak RSS {model['maxrss_mb']:.0f} MB", flush=True)
+        alt = model_level(settings, sample, repeats=args.model_repeats, one_run=True)
+        print(f"  alternative, one padded run per micro-batch: {alt['seq_per_s']:.1f} seq/s, "
               f"peak RSS {alt['maxrss_mb']:.0f} MB", flush=True)
         model["alternative"] = alt
         runs = []
@@ -568,11 +572,11 @@ def report_throughput(args: argparse.Namespace, info: dict[str, Any], model: dic
         })
     print()
     print(f"model level (same configuration, no Kafka): {model['seq_per_s']:.1f} seq/s "
-          f"({model['variant']} on {model['provider']}, one run per micro-batch of {model['batch']}), "
-          f"peak RSS {model['maxrss_mb']:.0f} MB")
+          f"({model['variant']} on {model['provider']}, micro-batches of {model['batch']} in length-sorted "
+          f"runs of {model['inner_batch']}), peak RSS {model['maxrss_mb']:.0f} MB")
     alt = model.get("alternative")
     if alt:
-        print(f"  alternative: each micro-batch in length-sorted runs of {alt['inner_batch']}: "
+        print(f"  alternative: one padded model run per micro-batch: "
               f"{alt['seq_per_s']:.1f} seq/s ({alt['seq_per_s'] / model['seq_per_s']:.2f}x), "
               f"peak RSS {alt['maxrss_mb']:.0f} MB")
     print(table(rows, [("run", "run"), ("proc", "procs"), ("scored", "scored"), ("dlq", "dlq"),

@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sentimon.config import Settings, TopicSettings
 from sentimon.ingest.message import REASONS, InputMessage, RawRecord, decode
-from sentimon.ingest.scorer import Scorer
+from sentimon.ingest.scorer import Scorer, model_run_size
 from sentimon.ingest.validation import errors
 from sentimon.kafka import GracefulStop, ensure_topics, make_consumer, make_producer
 
@@ -533,3 +533,12 @@ def test_model_batch_splits_micro_batches_on_cpu(kafka_settings: Settings, topic
     assert auto._model_batch(10) == 10
     fixed = Scorer(scorer_settings(kafka_settings, topics, model_batch=32), model, stop=GracefulStop())
     assert fixed._model_batch(256) == 32
+
+
+def test_model_run_size_rule() -> None:
+    cpu, cuda = "CPUExecutionProvider", "CUDAExecutionProvider"
+    assert model_run_size(256, configured=0, provider=cpu) == 64
+    assert model_run_size(10, configured=0, provider=cpu) == 10
+    assert model_run_size(256, configured=0, provider=cuda) == 256
+    assert model_run_size(256, configured=32, provider=cuda) == 32
+    assert model_run_size(8, configured=32, provider=cpu) == 8
