@@ -27,6 +27,7 @@ typecheck:
 bench:
 	$(VENV)/python -m benchmarks.model_bench --json-out benchmarks/results/model.json
 	$(VENV)/python -m benchmarks.e2e_bench --json-out benchmarks/results/e2e.json
+	$(VENV)/python -m benchmarks.spin_bench --json-out benchmarks/results/spin.json
 
 stack-up:
 	$(VENV)/sentimon stack up

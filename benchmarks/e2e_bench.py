@@ -481,7 +481,7 @@ def model_level(settings: Settings, texts: list[str], *, repeats: int, one_run: 
 
     m = settings.model
     model_kw = {"model_dir": m.dir, "device": m.device, "variant": m.variant, "max_length": m.max_length,
-                "threads": m.threads}
+                "threads": m.threads, "thread_spinning": m.thread_spinning}
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
         return pool.submit(_model_level_child, model_kw, settings.scorer.max_batch,
                            None if one_run else settings.scorer.model_batch, texts, repeats).result()

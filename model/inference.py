@@ -103,11 +103,13 @@ class SentimentModel:
         variant: str = "auto",
         max_length: int = 128,
         threads: int = 0,
+        thread_spinning: bool = False,
     ) -> SentimentModel:
         """Load a release/export directory; ``device``/``variant`` as in ``ModelSettings``.
 
         ``variant="auto"`` takes fp16 on CUDA and int8 on CPU, falling back to another
         variant present in the directory (int8 -> fp32 -> fp16) if the preferred one is not.
+        ``thread_spinning`` as ``ModelSettings.thread_spinning`` (off: idle threads sleep).
         """
         import onnxruntime as ort
 
@@ -131,6 +133,11 @@ class SentimentModel:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             opts.intra_op_num_threads = threads
+        # ONNX Runtime's threads spin after each run by default; a daemon fed small batches
+        # then burns cores that the broker and the other daemons need (benchmarks/spin_bench.py).
+        spin = "1" if thread_spinning else "0"
+        opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        opts.add_session_config_entry("session.inter_op.allow_spinning", spin)
         providers: list[Any] = [provider]
         if provider == CUDA:
             providers = [(CUDA, {"device_id": 0}), "CPUExecutionProvider"]
@@ -150,10 +157,11 @@ class SentimentModel:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SentimentModel:
-        """:meth:`load` with ``settings.model`` (dir, device, variant, max_length, threads)."""
+        """:meth:`load` with ``settings.model`` (dir, device, variant, max_length, threads, spinning)."""
         m = settings.model
         return cls.load(
-            m.dir, device=m.device, variant=m.variant, max_length=m.max_length, threads=m.threads
+            m.dir, device=m.device, variant=m.variant, max_length=m.max_length, threads=m.threads,
+            thread_spinning=m.thread_spinning,
         )
 
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:

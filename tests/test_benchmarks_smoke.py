@@ -55,3 +55,13 @@ def test_e2e_bench_prints_its_figures(tmp_path: Path) -> None:
     assert backlog["msg_per_s"] > 0 and backlog["peak_rss_mb"] > 0
     assert paced["scored"] == paced["sent"] >= 1
     assert doc["model_level"]["seq_per_s"] > 0
+
+
+def test_spin_bench_prints_its_figures(tmp_path: Path) -> None:
+    out_json = tmp_path / "spin.json"
+    out = _run(["benchmarks.spin_bench", "--n", "24", "--repeats", "1", "--patterns", "8:5",
+                "--json-out", str(out_json)], timeout_s=240)
+    assert "CPU ms/msg" in out and "x spinning on" in out
+    doc = json.loads(out_json.read_text())
+    assert {r["spin"] for r in doc["rows"]} == {"on", "off"}
+    assert all(r["cpu_ms_per_msg"] > 0 and r["call_p50_ms"] > 0 for r in doc["rows"])

@@ -117,6 +117,15 @@ def test_from_settings_and_fp16_on_cpu():
     assert len(m.predict(TEXTS[:2])) == 2
 
 
+def test_thread_spinning_off_unless_configured():
+    def spinning(m: SentimentModel) -> str:
+        return m._session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+
+    assert spinning(SentimentModel.load(device="cpu")) == "0"
+    s = Settings(model=ModelSettings(device="cpu", thread_spinning=True))
+    assert spinning(SentimentModel.from_settings(s)) == "1"
+
+
 @pytest.mark.skipif(gpu_present(), reason="a GPU is present")
 def test_cuda_without_gpu_fails_clearly():
     with pytest.raises(ProviderError, match="no NVIDIA GPU"):
