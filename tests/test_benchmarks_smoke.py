@@ -65,3 +65,14 @@ def test_spin_bench_prints_its_figures(tmp_path: Path) -> None:
     doc = json.loads(out_json.read_text())
     assert {r["spin"] for r in doc["rows"]} == {"on", "off"}
     assert all(r["cpu_ms_per_msg"] > 0 and r["call_p50_ms"] > 0 for r in doc["rows"])
+
+
+def test_op_profile_prints_its_figures(tmp_path: Path) -> None:
+    out_json = tmp_path / "ops.json"
+    out = _run(["benchmarks.op_profile", "--n", "24", "--batch-size", "8", "--json-out", str(out_json)],
+               timeout_s=240)
+    assert "share of kernels" in out and "inside ONNX Runtime runs" in out
+    doc = json.loads(out_json.read_text())
+    assert doc["kernels_s"] > 0 and 0 < doc["session_s"] <= doc["predict_wall_s"]
+    assert sum(r["share"] for r in doc["by_op"]) == pytest.approx(1.0)
+    assert any(r["op"] == "QAttention" for r in doc["by_op"])  # the int8 release is quantized
