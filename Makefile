@@ -28,6 +28,7 @@ bench:
 	$(VENV)/python -m benchmarks.model_bench --json-out benchmarks/results/model.json
 	$(VENV)/python -m benchmarks.e2e_bench --json-out benchmarks/results/e2e.json
 	$(VENV)/python -m benchmarks.spin_bench --json-out benchmarks/results/spin.json
+	$(VENV)/python -m benchmarks.op_profile --json-out benchmarks/results/op_profile.json
 
 stack-up:
 	$(VENV)/sentimon stack up
