@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.setdefault((batch, pause_ms, spinning), []).append(res)
                 print(f"  repeat {r + 1}: batch {batch}, pause {pause_ms:g} ms, spinning "
                       f"{'on ' if spinning else 'off'}: {res['cpu_ms_per_msg']:.2f} CPU ms/msg", flush=True)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for (batch, pause_ms, spinning), runs in results.items():
         rows.append({"batch": batch, "pause": pause_ms, "spin": "on" if spinning else "off",
                      **{k: median([x[k] for x in runs]) for k in runs[0]}})
