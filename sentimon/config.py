@@ -158,7 +158,7 @@ class ModelSettings(_Section):
     )
     thread_spinning: bool = Field(
         False, description="Let ONNX Runtime's CPU threads spin-wait for the next run: a few ms less per "
-        "run, but on a stream of small batches about 40 % more CPU per message, taken from the broker "
+        "run, but on a stream of small batches up to 80 % more CPU per message, taken from the broker "
         "and the other daemons on the same cores (SENTIMON_MODEL__THREAD_SPINNING).",
     )
 
