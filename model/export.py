@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from sentimon.model.text import load_tokenizer, pad_batch
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "sentimon-minilm-2head"
+"""Name of a model fine-tuned from the default base; other bases get their directory's name."""
 INPUTS = ("input_ids", "attention_mask")
 OUTPUTS = ("topic_logits", "sentiment_logits")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
@@ -86,6 +88,19 @@ def _export_torch(model: Any, path: Path, opset: int = OPSET) -> str:
             raise RuntimeError("torch.onnx.export(dynamo=True) returned no program") from exc
         prog.save(str(path))
         return "dynamo"
+
+
+def model_name(base: str) -> str:
+    """``sentimon-minilm-2head`` for the default base, else ``sentimon-<base dir name>-2head``."""
+    from sentimon.model.network import default_base_dir
+
+    try:
+        if base and Path(base).resolve() == default_base_dir().resolve():
+            return MODEL_NAME
+    except FileNotFoundError:
+        pass
+    slug = re.sub(r"[^a-z0-9.]+", "-", Path(base).name.lower()).strip("-")
+    return f"sentimon-{slug}-2head" if slug else MODEL_NAME
 
 
 def _set_metadata(model: Any, meta: dict[str, str]) -> None:
@@ -152,8 +167,9 @@ def export(
     cfg = model.encoder.config
     train_meta = json.loads((model_dir / META_FILE).read_text(encoding="utf-8"))
     version = version or time.strftime("%Y.%m.%d", time.gmtime())
+    export_name = model_name(str(train_meta.get("base", "")))
     meta = {
-        "sentimon.name": MODEL_NAME,
+        "sentimon.name": export_name,
         "sentimon.version": version,
         "sentimon.topics": json.dumps(list(TOPICS)),
         "sentimon.sentiments": json.dumps(list(SENTIMENTS)),
@@ -263,14 +279,13 @@ def export(
     for name in TOKENIZER_FILES:
         if (model_dir / name).exists():
             shutil.copy2(model_dir / name, out_dir / name)
-    for name in ("sentimon_model.json",):
-        shutil.copy2(model_dir / name, out_dir / "training_meta.json")
+    shutil.copy2(model_dir / META_FILE, out_dir / "training_meta.json")
     summary_path = model_dir.parent / "train_summary.json"
     if summary_path.exists():
         shutil.copy2(summary_path, out_dir / "train_summary.json")
 
     info = {
-        "name": MODEL_NAME,
+        "name": export_name,
         "version": version,
         "exporter": exporter,
         "opset": OPSET,

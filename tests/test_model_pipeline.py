@@ -67,6 +67,7 @@ def test_export_variants_metadata_and_parity(exported):
         meta = {p.key: p.value for p in m.metadata_props}
         assert meta["sentimon.variant"] == v
         assert meta["sentimon.version"] == "0.0.test"
+        assert meta["sentimon.name"] == "sentimon-minilm-2head"  # the default base
         assert json.loads(meta["sentimon.topics"]) == list(TOPICS)
         assert json.loads(meta["sentimon.sentiments"]) == list(SENTIMENTS)
         assert [o.name for o in m.graph.output] == ["topic_logits", "sentiment_logits"]
@@ -74,6 +75,7 @@ def test_export_variants_metadata_and_parity(exported):
         dims = m.graph.input[0].type.tensor_type.shape.dim
         assert dims[0].dim_param and dims[1].dim_param  # dynamic batch and sequence
     # The transformer optimizer fused attention and the layer norms.
+    assert info["name"] == "sentimon-minilm-2head"
     fused = info["fused_operators"]
     assert fused.get("Attention", 0) + fused.get("MultiHeadAttention", 0) == 6
     assert fused.get("SkipLayerNormalization", 0) >= 6
@@ -83,6 +85,16 @@ def test_export_variants_metadata_and_parity(exported):
     for key in ("agreement_per_tensor", "agreement_per_channel"):
         assert 0.0 <= q[key]["min"] <= 1.0
     print("int8 agreement:", json.dumps(q["agreement"]))
+
+
+def test_model_name_says_which_base():
+    from sentimon.model.export import MODEL_NAME, model_name
+    from sentimon.model.network import default_base_dir
+
+    assert model_name(str(default_base_dir())) == MODEL_NAME
+    assert model_name("/models/all-mpnet-base-v2") == "sentimon-all-mpnet-base-v2-2head"
+    assert model_name("/models/FinBERT_tone/") == "sentimon-finbert-tone-2head"
+    assert model_name("") == MODEL_NAME
 
 
 def test_evaluate_card_and_score(exported, tmp_path):
