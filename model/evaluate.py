@@ -24,7 +24,8 @@ def present_variants(onnx_dir: Path) -> list[str]:
     return [v for v in VARIANTS if onnx_file(onnx_dir, v).exists()]
 
 
-def _spread(rows: list[Any], limit: int | None) -> list[Any]:
+def spread(rows: list[Any], limit: int | None) -> list[Any]:
+    """``limit`` evenly spaced items of ``rows`` (all of them when ``limit`` is None)."""
     if limit is None or limit >= len(rows):
         return rows
     step = len(rows) / limit
@@ -49,8 +50,8 @@ def evaluate_dir(
     from sentimon.model.data import default_data_dir
 
     data_dir = data_dir or default_data_dir()
-    topic_rows = _spread(load_topic(data_dir, "valid"), limit)
-    sent_rows = _spread(load_sentiment(data_dir, "valid"), limit)
+    topic_rows = spread(load_topic(data_dir, "valid"), limit)
+    sent_rows = spread(load_sentiment(data_dir, "valid"), limit)
     variants = list(variants or present_variants(onnx_dir))
     if not variants:
         raise FileNotFoundError(f"no model.*.onnx in {onnx_dir}")

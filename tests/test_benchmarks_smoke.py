@@ -76,3 +76,24 @@ def test_op_profile_prints_its_figures(tmp_path: Path) -> None:
     assert doc["kernels_s"] > 0 and 0 < doc["session_s"] <= doc["predict_wall_s"]
     assert sum(r["share"] for r in doc["by_op"]) == pytest.approx(1.0)
     assert any(r["op"] == "QAttention" for r in doc["by_op"])  # the int8 release is quantized
+
+
+@pytest.mark.training
+def test_base_compare_prints_its_figures(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    out_json = tmp_path / "bases.json"
+    args = ["benchmarks.base_compare", "--base", "minilm=default", "--max-steps", "2",
+            "--limit", "120", "--eval-limit", "40", "--n", "24", "--repeats", "1",
+            "--work", str(tmp_path / "work"), "--no-progress", "--json-out", str(out_json)]
+    out = _run(args, timeout_s=420)
+    assert "seq/s" in out and "speed x" in out
+    (row,) = json.loads(out_json.read_text())["rows"]
+    assert row["steps"] == 2 and row["encoder"] == "bert L6 H384" and row["int8_speed_x"] == 1.0
+    for key in ("fp32_topic_acc", "int8_topic_acc", "fp32_sent_acc", "int8_sent_acc"):
+        assert 0.0 <= row[key] <= 1.0
+    assert row["fp32_seq_s"] > 0 and row["int8_seq_s"] > 0 and row["int8_mb"] < row["fp32_mb"]
+    # A second run reuses the finished steps; another configuration in the same place is refused.
+    assert "reusing the training run" in _run(args, timeout_s=300)
+    proc = subprocess.run([sys.executable, "-m", *args[:4], "3", *args[5:]], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "another configuration" in proc.stderr
