@@ -166,6 +166,10 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
     print(f"int8 ({q['granularity']}): agreement per-tensor {json.dumps(q['agreement_per_tensor'])}"
           f", per-channel {json.dumps(q['agreement_per_channel'])}")
     print(f"sizes: {json.dumps(info['sizes_bytes'])}")
+    if not q["meets_agreement_target"]:
+        print(f"WARNING: int8 agrees with fp32 on {100 * q['agreement']['min']:.1f}% of the texts, "
+              f"below {100 * q['agreement_target']:.0f}%: score with model.variant fp32 on CPU "
+              "(SENTIMON_MODEL__VARIANT=fp32) or fp16 on GPU")
     if args.release:
         from sentimon.model.card import build_card, write_card
         from sentimon.model.evaluate import evaluate_dir, summary_table

@@ -32,6 +32,8 @@ INPUTS = ("input_ids", "attention_mask")
 OUTPUTS = ("topic_logits", "sentiment_logits")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 PER_CHANNEL_MIN_AGREEMENT = 0.99
+INT8_MIN_AGREEMENT = 0.98
+"""Below this min-head argmax agreement with fp32 the int8 variant is not fit for scoring."""
 OPSET = 17
 #: Fused operators worth reporting (counts of the optimised fp32 graph).
 FUSED_OPS = (
@@ -261,6 +263,15 @@ def export(
             f"per-channel agreement {pc_min:.4f} < 0.99; took the higher of per-channel "
             f"{pc_min:.4f} and per-tensor {pt_min:.4f}"
         )
+    int8_ok = quant[chosen]["agreement"]["min"] >= INT8_MIN_AGREEMENT
+    if not int8_ok:
+        # Dynamic int8 tuned on MiniLM need not transfer to another base (all-mpnet-base-v2:
+        # 85% per-tensor, 8% per-channel); the scorer's CPU default is int8, so say it loudly.
+        log.warning(
+            "int8 agrees with fp32 on only %.1f%% of the texts (< %.0f%%): do not score with "
+            "it; use model.variant fp32 on CPU or fp16 on GPU",
+            100 * quant[chosen]["agreement"]["min"], 100 * INT8_MIN_AGREEMENT,
+        )
     int8 = out_dir / "model.int8.onnx"
     m8 = onnx.load(str(quant[chosen]["path"]))
     _set_metadata(m8, {**meta, "sentimon.variant": "int8", "sentimon.int8_granularity": chosen})
@@ -304,6 +315,8 @@ def export(
             "agreement_per_tensor": quant["per_tensor"]["agreement"],
             "agreement_per_channel": quant["per_channel"]["agreement"],
             "agreement": quant[chosen]["agreement"],
+            "meets_agreement_target": int8_ok,
+            "agreement_target": INT8_MIN_AGREEMENT,
             "n_texts": len(texts),
         },
         "fp16_agreement": fp16_agreement,

@@ -84,6 +84,7 @@ def test_export_variants_metadata_and_parity(exported):
     assert q["granularity"] in ("per_channel", "per_tensor")
     for key in ("agreement_per_tensor", "agreement_per_channel"):
         assert 0.0 <= q[key]["min"] <= 1.0
+    assert q["meets_agreement_target"] == (q["agreement"]["min"] >= 0.98)
     print("int8 agreement:", json.dumps(q["agreement"]))
 
 
