@@ -37,6 +37,7 @@ from benchmarks.common import (
     machine_info,
     median,
     print_machine,
+    script_parser,
     table,
     timed,
     write_json,
@@ -49,12 +50,7 @@ SAME_TRAINING = ("base", "lr", "max_steps", "limit", "seed", "batch_size", "max_
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.base_compare",
-        description=__doc__.split("\n\n")[0],
-        epilog="examples:" + __doc__.split("examples:", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = script_parser("benchmarks.base_compare", __doc__ or "")
     p.add_argument("--base", action="append", required=True, metavar="NAME=DIR",
                    help="a base encoder (local HF directory, or 'default'); repeat; the first "
                         "is the reference of the ratios")

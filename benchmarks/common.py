@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -31,6 +32,17 @@ class Text:
     text: str
     tickers: tuple[str, ...]
     source: str
+
+
+def script_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """The parser of ``python -m <module>``: the docstring's first paragraph is the description,
+    its ``examples:`` part the epilog, so ``--help`` and the docstring never drift apart."""
+    return argparse.ArgumentParser(
+        prog=f"python -m {module}",
+        description=doc.split("\n\n")[0],
+        epilog=doc[doc.index("examples:"):],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def data_dir(arg: Path | None) -> Path:

@@ -54,6 +54,7 @@ from benchmarks.common import (
     median,
     percentiles,
     print_machine,
+    script_parser,
     table,
     timed,
     write_json,
@@ -77,12 +78,7 @@ SAMPLE_S = 0.2
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.e2e_bench",
-        description=__doc__.split("\n\n")[0],
-        epilog="examples:" + __doc__.split("examples:", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = script_parser("benchmarks.e2e_bench", __doc__ or "")
     p.add_argument("--n", type=int, default=20_000, help="pre-loaded backlog of real texts (default 20000)")
     p.add_argument("--processes", default="1,2", help="scorer process counts for the backlog (default 1,2)")
     p.add_argument("--paced-fraction", type=float, default=0.5, help="steady load as a share of rate (a)")

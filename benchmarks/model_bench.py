@@ -42,6 +42,7 @@ from benchmarks.common import (
     machine_info,
     median,
     print_machine,
+    script_parser,
     table,
     write_json,
 )
@@ -56,12 +57,7 @@ TARGET_AGREEMENT = 0.98
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.model_bench",
-        description=__doc__.split("\n\n")[0],
-        epilog="examples:" + __doc__.split("examples:", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = script_parser("benchmarks.model_bench", __doc__ or "")
     p.add_argument("--n", type=int, default=2048, help="number of real texts (default 2048)")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per configuration; median reported")
     p.add_argument("--batch-sizes", default="1,16,64,256", help="comma-separated (default 1,16,64,256)")

@@ -24,14 +24,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import data_dir, load_texts, machine_info, print_machine, table, write_json
+from benchmarks.common import data_dir, load_texts, machine_info, print_machine, script_parser, table, write_json
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.op_profile", description=__doc__.split("\n\n")[0],
-        epilog=__doc__[__doc__.index("examples:"):], formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = script_parser("benchmarks.op_profile", __doc__ or "")
     p.add_argument("--n", type=int, default=2048, help="real texts scored")
     p.add_argument("--batch-size", type=int, default=64, help="texts per model run (sorted by length)")
     p.add_argument("--variant", default="int8", choices=["int8", "fp16", "fp32"])

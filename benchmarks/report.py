@@ -7,13 +7,12 @@ examples:
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import fmt
+from benchmarks.common import fmt, script_parser
 
 
 def md(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
@@ -131,9 +130,7 @@ def alert_section(doc: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.split("\n\n")[0],
-                                epilog="examples:" + __doc__.split("examples:", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = script_parser("benchmarks.report", __doc__ or "")
     p.add_argument("--model", type=Path)
     p.add_argument("--e2e", type=Path)
     p.add_argument("--alert", type=Path)

@@ -22,14 +22,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import data_dir, load_texts, machine_info, median, percentiles, print_machine, table, write_json
+from benchmarks.common import (
+    data_dir,
+    load_texts,
+    machine_info,
+    median,
+    percentiles,
+    print_machine,
+    script_parser,
+    table,
+    write_json,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.spin_bench", description=__doc__.split("\n\n")[0],
-        epilog=__doc__[__doc__.index("examples:"):], formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = script_parser("benchmarks.spin_bench", __doc__ or "")
     p.add_argument("--n", type=int, default=1200, help="real texts streamed per measurement")
     p.add_argument("--patterns", default="4:40,16:50,64:0",
                    help="comma-separated BATCH:PAUSE_MS stream patterns (default %(default)s)")
