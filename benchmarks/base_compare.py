@@ -118,16 +118,14 @@ def _train(name: str, base: str, lr: float, args: argparse.Namespace, data: Path
 
 def _export(name: str, args: argparse.Namespace, data: Path) -> dict[str, Any]:
     """Export (or reuse) fp32 + int8; returns export_info."""
-    from sentimon.model.data import load_sentiment, load_topic
-    from sentimon.model.evaluate import spread
+    from sentimon.model.evaluate import validation_rows
     from sentimon.model.export import export
 
     out = args.work / name / "export"
     info_path = out / "export_info.json"
     if not info_path.exists():
         print(f"[{name}] exporting -> {out}")
-        texts = [e.text for e in (*spread(load_topic(data, "valid"), args.eval_limit),
-                                  *spread(load_sentiment(data, "valid"), args.eval_limit))]
+        texts = [e.text for rows in validation_rows(data, args.eval_limit) for e in rows]
         export(args.work / name / "train" / "model", out, texts=texts, fp16=False)
     info: dict[str, Any] = json.loads(info_path.read_text(encoding="utf-8"))
     return info

@@ -146,14 +146,15 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from sentimon.model.data import default_data_dir, load_sentiment, load_topic
+    from sentimon.model.data import default_data_dir
+    from sentimon.model.evaluate import validation_rows
     from sentimon.model.export import export
 
     if args.release and args.skip_fp16:
         raise SystemExit("sentimon export: --release ships the fp16 variant; drop --skip-fp16")
     data_dir = _data_dir(args) or default_data_dir()
     # int8 agreement is measured on the validation texts (labels unused: no tuning on them).
-    texts = [e.text for e in (*load_topic(data_dir, "valid"), *load_sentiment(data_dir, "valid"))]
+    texts = [e.text for rows in validation_rows(data_dir) for e in rows]
     result = export(
         args.model_dir, args.out, texts=texts, version=args.version, fp16=not args.skip_fp16
     )

@@ -32,6 +32,12 @@ def spread(rows: list[Any], limit: int | None) -> list[Any]:
     return [rows[int(i * step)] for i in range(limit)]
 
 
+def validation_rows(data_dir: Path, limit: int | None = None) -> tuple[list[Any], list[Any]]:
+    """``(topic_valid, sent_valid)`` rows, each cut to ``limit`` evenly spaced rows if given."""
+    return (spread(load_topic(data_dir, "valid"), limit),
+            spread(load_sentiment(data_dir, "valid"), limit))
+
+
 def evaluate_dir(
     onnx_dir: Path,
     *,
@@ -50,8 +56,7 @@ def evaluate_dir(
     from sentimon.model.data import default_data_dir
 
     data_dir = data_dir or default_data_dir()
-    topic_rows = spread(load_topic(data_dir, "valid"), limit)
-    sent_rows = spread(load_sentiment(data_dir, "valid"), limit)
+    topic_rows, sent_rows = validation_rows(data_dir, limit)
     variants = list(variants or present_variants(onnx_dir))
     if not variants:
         raise FileNotFoundError(f"no model.*.onnx in {onnx_dir}")
