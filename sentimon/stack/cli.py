@@ -64,8 +64,13 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_down(args: argparse.Namespace, settings: Settings) -> int:
     from sentimon.stack.manager import Stack
+    from sentimon.stack.process import ProcessStopError
 
-    stopped = Stack(settings).down(args.components or None)
+    try:
+        stopped = Stack(settings).down(args.components or None)
+    except ProcessStopError as exc:
+        print(f"sentimon stack down: {exc}", file=sys.stderr)
+        return 1
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     return 0
 

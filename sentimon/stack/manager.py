@@ -107,15 +107,15 @@ class Stack:
 
     def down(self, components: list[str] | None = None) -> list[str]:
         """Stop what ``up`` started; return the names that were running."""
-        stopped = []
-        if not components:
-            stopped += [name for name in DAEMONS if self.table.stop(name)]
-        for name in reversed(COMPONENTS):
-            if components and name not in components:
-                continue
-            if self.table.stop(name):
-                stopped.append(name)
-        return stopped
+        if components:
+            order = [name for name in reversed(COMPONENTS) if name in components]
+        else:
+            # Every pid file, not just the names known here: whatever ``up``, the demo or an
+            # earlier version recorded is stopped, daemons before the servers they talk to.
+            recorded = self.table.names()
+            order = [*DAEMONS, *[n for n in recorded if n not in DAEMONS + COMPONENTS],
+                     *reversed(COMPONENTS)]
+        return [name for name in order if self.table.stop(name)]
 
     def status(self) -> list[ComponentStatus]:
         out = []

@@ -1,4 +1,10 @@
-"""Background server processes tracked by pid file, so ``down`` stops exactly what ``up`` started."""
+"""Background server processes tracked by pid file, so ``down`` stops exactly what ``up`` started.
+
+A pid alone is not an identity: pids are recycled. The record keeps the process's start time
+in clock ticks since boot (``/proc/<pid>/stat``, field 22), which the wall clock cannot move;
+psutil's ``create_time()`` is derived from the wall-clock boot time and shifts when a new
+machine's clock jumps, which once made every running server look dead.
+"""
 
 from __future__ import annotations
 
@@ -13,24 +19,49 @@ from pathlib import Path
 import psutil
 
 
+class ProcessStopError(RuntimeError):
+    """A recorded process would not stop; its pid file is kept so a later ``down`` can retry."""
+
+
+def start_ticks(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot, or None where /proc has no such field."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    fields = stat[stat.rfind(")") + 2:].split()
+    try:
+        return int(fields[19])  # field 22 of the whole line
+    except (IndexError, ValueError):
+        return None
+
+
 @dataclass(frozen=True)
 class ProcessRecord:
     """What ``stack up`` wrote about one server it started."""
 
     name: str
     pid: int
-    create_time: float  # guards against a recycled pid belonging to another program
+    create_time: float  # wall-clock start, for people reading the file; not an identity
     cmdline: list[str]
     log: str
     url: str
+    start_ticks: int | None = None  # the identity; None in files written before it existed
+
+    def _is_ours(self, proc: psutil.Process) -> bool:
+        if self.start_ticks is not None:
+            ticks = start_ticks(self.pid)
+            if ticks is not None:
+                return ticks == self.start_ticks
+        # No /proc (not Linux) or an old record: the command line is the next best identity.
+        return proc.cmdline() == self.cmdline
 
     def alive(self) -> bool:
+        """True while the recorded process (not a later one with its pid) runs."""
         try:
             proc = psutil.Process(self.pid)
-            return (
-                abs(proc.create_time() - self.create_time) < 1.0
-                and proc.status() != psutil.STATUS_ZOMBIE
-            )
+            return proc.status() != psutil.STATUS_ZOMBIE and self._is_ours(proc)
         except psutil.Error:
             return False
 
@@ -43,6 +74,10 @@ class ProcessTable:
 
     def path(self, name: str) -> Path:
         return self.dir / f"{name}.json"
+
+    def names(self) -> list[str]:
+        """Every name with a pid file, running or not."""
+        return sorted(p.stem for p in self.dir.glob("*.json")) if self.dir.is_dir() else []
 
     def get(self, name: str) -> ProcessRecord | None:
         try:
@@ -66,12 +101,19 @@ class ProcessTable:
                 start_new_session=True,  # survives the CLI exiting and Ctrl-C in its terminal
             )
         rec = ProcessRecord(name=name, pid=proc.pid, create_time=psutil.Process(proc.pid).create_time(),
-                            cmdline=cmd, log=str(log), url=url)
-        self.path(name).write_text(json.dumps(asdict(rec)))
+                            cmdline=cmd, log=str(log), url=url, start_ticks=start_ticks(proc.pid))
+        # Write then rename: a reader never sees half a record.
+        tmp = self.path(name).with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(rec)))
+        tmp.replace(self.path(name))
         return rec
 
     def stop(self, name: str, *, timeout_s: float = 20.0) -> bool:
-        """SIGTERM the recorded process, SIGKILL after ``timeout_s``; True if one was running."""
+        """SIGTERM the recorded process, SIGKILL after ``timeout_s``; True if one was running.
+
+        The pid file goes only once its process is gone; if it will not die, the file stays and
+        :class:`ProcessStopError` says so, so nothing that may still run is forgotten.
+        """
         rec = self.get(name)
         if rec is None:
             return False
@@ -87,6 +129,13 @@ class ProcessTable:
                     proc.wait(5)
             except psutil.NoSuchProcess:
                 pass
+            except (psutil.Error, OSError) as exc:
+                raise ProcessStopError(
+                    f"{name} (pid {rec.pid}) did not stop: {exc!r}; pid file kept at "
+                    f"{self.path(name)}") from exc
+            if rec.alive():
+                raise ProcessStopError(f"{name} (pid {rec.pid}) survived SIGKILL; pid file kept "
+                                       f"at {self.path(name)}")
         self.path(name).unlink(missing_ok=True)
         return was_alive
 
