@@ -244,6 +244,25 @@ class NotifySettings(_Section):
     max_body_bytes: int = Field(
         1_000_000, ge=1, description="Larger requests are refused (SENTIMON_NOTIFY__MAX_BODY_BYTES)."
     )
+    forward_attempts: int = Field(
+        6, ge=1, description="Tries per forwarded message before it is given up, logged and counted "
+        "(SENTIMON_NOTIFY__FORWARD_ATTEMPTS).",
+    )
+    forward_backoff_s: float = Field(
+        1.0, gt=0, description="Wait after the first failed try; doubles after each, at most 60 s "
+        "(SENTIMON_NOTIFY__FORWARD_BACKOFF_S).",
+    )
+    external_url: str | None = Field(
+        None, description="Base URL people open to reach this receiver (links in notifications); "
+        "default http://host:port (SENTIMON_NOTIFY__EXTERNAL_URL).",
+    )
+    prometheus_url: str | None = Field(
+        None, description="Prometheus the topic report PNGs are drawn from; default the stack's "
+        "(SENTIMON_NOTIFY__PROMETHEUS_URL).",
+    )
+    history: int = Field(
+        200, ge=1, description="Recent alerts kept for the page at / (SENTIMON_NOTIFY__HISTORY)."
+    )
 
 
 class AlertSettings(_Section):
@@ -260,6 +279,13 @@ class AlertSettings(_Section):
     )
     repeat_interval: str = Field(
         "4h", description="Alertmanager repeat_interval (SENTIMON_ALERTS__REPEAT_INTERVAL)."
+    )
+    slack_url: SecretStr | None = Field(
+        None, description="Slack incoming webhook that Alertmanager itself posts every alert to, "
+        "retrying failures; kept out of logs (SENTIMON_ALERTS__SLACK_URL).",
+    )
+    slack_channel: str | None = Field(
+        None, description="Channel override for slack_url, e.g. #markets (SENTIMON_ALERTS__SLACK_CHANNEL)."
     )
 
 
