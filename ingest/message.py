@@ -9,12 +9,13 @@ of :data:`REASONS`) and a human ``detail``; the scorer sends it to the dead-lett
 from __future__ import annotations
 
 import json
-import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sentimon.ingest.cashtags import MAX_TICKERS, merge_tickers, normalize_ticker
+from sentimon.timestamps import TimestampError, check_not_future, epoch_ms, parse_rfc3339_ms
 
 Kind = Literal["news", "comment"]
 KINDS: tuple[Kind, ...] = ("news", "comment")
@@ -29,6 +30,7 @@ REASONS: tuple[str, ...] = (
     "empty_text",       # text is only white space
     "wrong_type",       # a field has the wrong JSON type
     "invalid_value",    # right type, unusable value (bad ts, kind, ticker, over-long id)
+    "future_ts",        # event time too far ahead of the clock (sentimon.timestamps; the monitor refuses it)
     "inference_error",  # the model failed on this text (set by the scorer, not here)
 )
 """Every dead-letter reason; also the values of the ``reason`` metric label."""
@@ -38,9 +40,6 @@ MAX_SHORT_CHARS = 256     # source, lang
 MAX_URL_CHARS = 4096
 LEAD_CHARS = 400
 """Body characters used when a news item has no ``text``: the model truncates at 128 tokens."""
-
-# Epoch milliseconds accepted for `ts`: 1970 .. 2200. Anything else is a unit mistake.
-_MAX_EPOCH_MS = 7_258_118_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +99,21 @@ def kind_for_topic(topic: str, *, news_topic: str, comments_topic: str) -> Kind:
     return "news" if "news" in topic.lower() else "comment"
 
 
-def decode(raw: RawRecord, *, default_kind: Kind, max_bytes: int) -> InputMessage | Rejection:
-    """Turn one record into an :class:`InputMessage`, or say why not. Never raises on input."""
+def decode(raw: RawRecord, *, default_kind: Kind, max_bytes: int,
+           now_ms: int | None = None) -> InputMessage | Rejection:
+    """Turn one record into an :class:`InputMessage`, or say why not. Never raises on input.
+
+    ``now_ms`` (default: the wall clock) is what an event time may not run ahead of by more
+    than ``sentimon.timestamps.FUTURE_TOLERANCE_S``: the monitor would refuse such a record.
+    """
     try:
-        return _decode(raw, default_kind=default_kind, max_bytes=max_bytes)
+        return _decode(raw, default_kind=default_kind, max_bytes=max_bytes,
+                       now_ms=now_ms if now_ms is not None else int(time.time() * 1000))
     except _Reject as exc:
         return exc.rejection
 
 
-def _decode(raw: RawRecord, *, default_kind: Kind, max_bytes: int) -> InputMessage:
+def _decode(raw: RawRecord, *, default_kind: Kind, max_bytes: int, now_ms: int) -> InputMessage:
     value = raw.value
     if value is None:
         raise _Reject("no_value", "record value is null")
@@ -130,9 +135,14 @@ def _decode(raw: RawRecord, *, default_kind: Kind, max_bytes: int) -> InputMessa
     text = _text(doc, kind)
     given = _tickers(doc)
     msg_id = _optional_id(doc) or raw.default_id
+    ts_ms = _ts_ms(doc, raw.timestamp_ms)
+    try:
+        check_not_future(ts_ms, now_ms=now_ms)
+    except TimestampError as exc:
+        raise _Reject("future_ts", f"ts: {exc}") from None
     return InputMessage(
         id=msg_id,
-        ts_ms=_ts_ms(doc, raw.timestamp_ms),
+        ts_ms=ts_ms,
         kind=kind,
         source=_optional_str(doc, "source", MAX_SHORT_CHARS) or raw.topic,
         text=text,
@@ -256,24 +266,17 @@ def _tickers(doc: dict[str, Any]) -> list[str]:
 
 
 def _ts_ms(doc: dict[str, Any], record_ts_ms: int) -> int:
+    """``ts`` by the rule of ``sentimon.timestamps`` (no offset = UTC); the record's own time if absent."""
     v = doc.get("ts")
     if v is None:
         return record_ts_ms
     if isinstance(v, bool) or not isinstance(v, int | float | str):
         raise _Reject("wrong_type", f"ts: expected a string or a number, got {_json_type(v)}")
-    if isinstance(v, int | float):
-        if not math.isfinite(v) or not 0 <= v <= _MAX_EPOCH_MS:
-            raise _Reject("invalid_value", f"ts: {v!r} is not epoch milliseconds in 1970..2200")
-        return int(v)
     try:
-        dt = datetime.fromisoformat(_utf8("ts", v.strip()))
-    except ValueError:
-        raise _Reject("invalid_value", f"ts: {v[:40]!r} is not an RFC 3339 timestamp") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)  # documented: a time without offset is read as UTC
-    ms = round(dt.timestamp() * 1000)
-    if not 0 <= ms <= _MAX_EPOCH_MS:
-        raise _Reject("invalid_value", f"ts: {v[:40]!r} is outside 1970..2200")
+        ms = parse_rfc3339_ms(_utf8("ts", v), require_offset=False) if isinstance(v, str) else epoch_ms(v)
+        rfc3339_ms(ms)  # years past 9999 cannot be written back out
+    except (TimestampError, ValueError, OverflowError, OSError) as exc:
+        raise _Reject("invalid_value", f"ts: {exc}") from None
     return ms
 
 

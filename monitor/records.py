@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime
+
+from sentimon.timestamps import parse_rfc3339_ms
 
 KINDS = ("news", "comment")
 SENTIMENTS = ("negative", "neutral", "positive")
@@ -45,10 +46,7 @@ def parse_time(value: object) -> float:
     """RFC 3339 time with an explicit offset -> epoch seconds; raises ValueError otherwise."""
     if not isinstance(value, str):
         raise ValueError(f"expected an RFC 3339 string, got {type(value).__name__}")
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        raise ValueError(f"time {value!r} has no UTC offset")
-    return parsed.timestamp()
+    return parse_rfc3339_ms(value, require_offset=True) / 1000
 
 
 def parse_scored(raw: bytes | None) -> ScoredRecord:
