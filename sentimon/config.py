@@ -186,6 +186,15 @@ class ScorerSettings(_Section):
     metrics_port: int = Field(
         19100, ge=0, lt=65536, description="Metrics/health port, 0 = off (SENTIMON_SCORER__METRICS_PORT)."
     )
+    output_timeout_s: float = Field(
+        120.0, gt=0, description="Longest wait for an output topic's metadata and for the broker to "
+        "acknowledge a batch's output; past it the scorer exits 1 naming the topic, without "
+        "committing (SENTIMON_SCORER__OUTPUT_TIMEOUT_S).",
+    )
+    stall_s: float = Field(
+        60.0, gt=0, description="/readyz answers 503 once the main loop has not completed an "
+        "iteration for this long (a stuck batch) (SENTIMON_SCORER__STALL_S).",
+    )
 
 
 class MonitorSettings(_Section):
