@@ -94,6 +94,15 @@ class SentimentModel:
         self._pos = self.sentiments.index("positive")
         self._inputs = {i.name for i in session.get_inputs()}
 
+    @property
+    def session_providers(self) -> tuple[str, ...]:
+        """Execution providers the ONNX Runtime session really uses, first = preferred.
+
+        ``provider`` is the one requested; a session that could not create it runs on the
+        next one (usually CPU), which only this shows.
+        """
+        return tuple(self._session.get_providers())
+
     @classmethod
     def load(
         cls,
