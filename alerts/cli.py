@@ -16,8 +16,12 @@ log = logging.getLogger(__name__)
 NOTIFY_EPILOG = """\
 Alertmanager posts to http://HOST:PORT/alertmanager (see `sentimon.deploy.render`).
 Each alert is printed as one line, appended as JSON to the notifications file and,
-with --forward-url, posted to a Slack-compatible webhook as {"text": ...}.
-/metrics, /healthz and /readyz are served on the same port.
+with --forward-url, posted to a Slack-compatible webhook ({"text": ..., "blocks": [...]},
+retried with backoff: notify.forward_attempts, notify.forward_backoff_s).
+Open http://HOST:PORT/ for the recent alerts with their figures and report PNGs
+(/report.png?topic=Macro&since=3h). /metrics, /healthz and /readyz are served on the
+same port. With SENTIMON_NOTIFY__SECRET set, the webhook needs it as a Bearer token and
+the page asks for it as a password (any user name).
 
 examples:
   sentimon notify
@@ -39,9 +43,15 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--host", help="bind address (default notify.host, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default notify.port, 19102)")
     p.add_argument("--jsonl", type=Path, metavar="FILE",
-                   help="notifications file (default HOME/notifications.jsonl)")
+                   help="notifications file (default notify.jsonl_path, HOME/notifications.jsonl)")
     p.add_argument("--forward-url", metavar="URL",
-                   help="Slack-compatible webhook to forward to (default notify.forward_url)")
+                   help="Slack-compatible webhook to forward to (default notify.forward_url, none)")
+    p.add_argument("--external-url", metavar="URL",
+                   help="base URL of this receiver in notification links "
+                   "(default notify.external_url, http://HOST:PORT)")
+    p.add_argument("--prometheus-url", metavar="URL",
+                   help="Prometheus the report PNGs are drawn from (default "
+                   "notify.prometheus_url, else http://stack.host:stack.prometheus_port)")
     p.set_defaults(func=run)
 
 
@@ -49,6 +59,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT."""
     from sentimon.alerts.notify import WEBHOOK_PATH, NotifyServer
     from sentimon.kafka import GracefulStop
+    from sentimon.stack.observability import prometheus_url
 
     n = settings.notify
     host = args.host or n.host
@@ -63,13 +74,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         server = NotifyServer(
             host=host, port=port, jsonl_path=jsonl, secret=secret,
-            forward_url=forward_url, max_body_bytes=n.max_body_bytes,
+            forward_url=forward_url, forward_attempts=n.forward_attempts,
+            forward_backoff_s=n.forward_backoff_s, max_body_bytes=n.max_body_bytes,
+            external_url=args.external_url or n.external_url,
+            prometheus_url=args.prometheus_url or n.prometheus_url or prometheus_url(settings),
+            history=n.history, min_volume=settings.monitor.min_volume,
         ).start()
     except OSError as exc:
         print(f"sentimon notify: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return 1
     log.info("notify receiver listening", extra={
-        "url": f"http://{host}:{server.port}{WEBHOOK_PATH}", "jsonl": str(jsonl),
+        "url": f"http://{host}:{server.port}{WEBHOOK_PATH}", "page": server.external_url + "/",
+        "jsonl": str(jsonl),
         "forward": bool(forward_url), "secret": secret is not None,
     })
     try:

@@ -1,25 +1,30 @@
 """``sentimon notify``: the receiver of Alertmanager's webhook notifications.
 
 Alertmanager POSTs a group of alerts to ``/alertmanager``. Each alert becomes one readable
-line on stdout and one JSON object appended to the notifications file; the group's lines can
-also be forwarded to a Slack-compatible webhook (``{"text": ...}``). The same port serves
-``/metrics`` (``sentimon_notify_alerts_received_total{status}``), ``/healthz`` and ``/readyz``.
+line on stdout and one JSON object appended to the notifications file (the full record:
+labels, annotations, figures, tickers, exemplars, links); the group can also be forwarded to
+a Slack-compatible webhook as one message with blocks (:mod:`sentimon.alerts.forward`
+retries it with backoff). The same port serves ``/metrics``, ``/healthz``, ``/readyz``, the
+page of recent alerts at ``/`` and topic report PNGs at ``/report.png``
+(:mod:`sentimon.alerts.page`).
 
 Requests are checked before their body is read: an optional shared secret (``Authorization:
-Bearer``, compared in constant time) and a size limit. A notification that cannot be written
-to the file gets a 500, so Alertmanager retries it instead of it being lost.
+Bearer``, compared in constant time; the page and PNGs also take it as the password of HTTP
+Basic, which a browser asks for) and a size limit. A notification that cannot be written to
+the file gets a 500, so Alertmanager retries it instead of it being lost.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import collections
 import hmac
 import json
 import logging
-import queue
 import sys
 import threading
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
@@ -28,6 +33,8 @@ from typing import IO, Any
 
 from prometheus_client import CollectorRegistry, Counter
 
+from sentimon.alerts import message
+from sentimon.alerts.forward import Forwarder, ForwardMetrics
 from sentimon.http import DaemonHTTPServer
 
 log = logging.getLogger(__name__)
@@ -40,6 +47,12 @@ _STATUSES = ("firing", "resolved")
 
 class PayloadError(ValueError):
     """The request body is not an Alertmanager webhook payload; the message says why."""
+
+
+def _loopback_url(host: str, port: int) -> str:
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"  # a wildcard bind is reached over loopback here
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def parse_payload(body: bytes) -> dict[str, Any]:
@@ -87,10 +100,15 @@ def describe(alert: Mapping[str, Any]) -> str:
 
 
 def notification_record(
-    alert: Mapping[str, Any], payload: Mapping[str, Any], *, received_at: datetime
+    alert: Mapping[str, Any], payload: Mapping[str, Any], *, received_at: datetime,
+    base_url: str | None = None,
 ) -> dict[str, Any]:
-    """The JSON object appended to the notifications file for one alert."""
+    """The JSON object appended to the notifications file for one alert.
+
+    ``base_url`` is where people reach this receiver (for the report and page links).
+    """
     labels = dict(alert.get("labels") or {})
+    annotations = dict(alert.get("annotations") or {})
     return {
         "received_at": received_at.isoformat().replace("+00:00", "Z"),
         "status": alert_status(alert),
@@ -103,6 +121,10 @@ def notification_record(
         "generator_url": alert.get("generatorURL"),
         "group_key": payload.get("groupKey"),
         "receiver": payload.get("receiver"),
+        "figures": message.figures(annotations),
+        "tickers": message.tickers(labels, annotations),
+        "exemplars": message.exemplars(annotations),
+        "links": message.links(alert, base_url=base_url),
         "text": describe(alert),
     }
 
@@ -120,68 +142,9 @@ class Metrics:
             "sentimon_notify_requests_rejected", "Webhook requests refused, by reason.",
             ["reason"], registry=self.registry,
         )
-        self.forwarded = Counter(
-            "sentimon_notify_forwarded", "Messages forwarded to the chat webhook, by result.",
-            ["result"], registry=self.registry,
-        )
+        self.forward = ForwardMetrics(self.registry)
         for status in (*_STATUSES, "unknown"):
             self.received.labels(status=status)
-        for result in ("ok", "error", "dropped"):
-            self.forwarded.labels(result=result)
-
-
-class Forwarder:
-    """Posts ``{"text": ...}`` to a Slack-compatible webhook from a background thread.
-
-    The webhook handler only enqueues, so a slow chat service never delays Alertmanager.
-    Failures are logged and counted; they never stop the receiver.
-    """
-
-    def __init__(
-        self, url: str, *, metrics: Metrics, timeout_s: float = 10.0, capacity: int = 1000
-    ) -> None:
-        self.url = url
-        self._metrics = metrics
-        self._timeout_s = timeout_s
-        self._queue: queue.Queue[str | None] = queue.Queue(maxsize=capacity)
-        self._thread = threading.Thread(target=self._run, name="notify-forward", daemon=True)
-        self._thread.start()
-
-    def submit(self, text: str) -> None:
-        try:
-            self._queue.put_nowait(text)
-        except queue.Full:
-            self._metrics.forwarded.labels(result="dropped").inc()
-            log.warning("forward queue full, message dropped", extra={"url": self.url})
-
-    def close(self, *, timeout_s: float = 10.0) -> None:
-        """Send what is queued (within ``timeout_s``), then stop the thread."""
-        try:
-            self._queue.put(None, timeout=timeout_s)
-        except queue.Full:
-            return
-        self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        while (text := self._queue.get()) is not None:
-            self._post(text)
-
-    def _post(self, text: str) -> None:
-        request = urllib.request.Request(
-            self.url,
-            data=json.dumps({"text": text}).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
-                response.read()
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            # HTTPError is a URLError: a 4xx/5xx answer is a failure too.
-            self._metrics.forwarded.labels(result="error").inc()
-            log.warning("forwarding failed", extra={"url": self.url, "error": str(exc)})
-            return
-        self._metrics.forwarded.labels(result="ok").inc()
 
 
 class Notifier:
@@ -194,18 +157,29 @@ class Notifier:
         metrics: Metrics,
         forwarder: Forwarder | None = None,
         out: IO[str] | None = None,
+        base_url: str | None = None,
+        history: int = 200,
     ) -> None:
         self.jsonl_path = jsonl_path
+        self.base_url = base_url
         self._metrics = metrics
         self._forwarder = forwarder
         self._out = out if out is not None else sys.stdout
         self._lock = threading.Lock()
+        self._recent: collections.deque[dict[str, Any]] = collections.deque(
+            _tail_records(jsonl_path, history), maxlen=history)
+
+    def recent(self) -> list[dict[str, Any]]:
+        """The last notifications received (kept across restarts via the file), newest first."""
+        with self._lock:
+            return list(reversed(self._recent))
 
     def handle(self, payload: Mapping[str, Any]) -> list[str]:
         """Record every alert of ``payload``; returns the lines. Raises OSError if not stored."""
         now = datetime.now(UTC)
         alerts: Sequence[Mapping[str, Any]] = payload["alerts"]
-        records = [notification_record(a, payload, received_at=now) for a in alerts]
+        records = [notification_record(a, payload, received_at=now, base_url=self.base_url)
+                   for a in alerts]
         lines = [r["text"] for r in records]
         with self._lock:  # whole lines from concurrent requests, never interleaved
             self.jsonl_path.parent.mkdir(parents=True, exist_ok=True)
@@ -213,11 +187,29 @@ class Notifier:
                 f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
             for line in lines:
                 print(line, file=self._out, flush=True)
+            self._recent.extend(records)
         for record in records:
             self._metrics.received.labels(status=record["status"]).inc()
-        if self._forwarder is not None and lines:
-            self._forwarder.submit("\n".join(lines))
+        if self._forwarder is not None and records:
+            self._forwarder.submit(message.slack_message(records))
         return lines
+
+
+def _tail_records(path: Path, n: int) -> list[dict[str, Any]]:
+    """The last ``n`` readable records of the notifications file (none if it is missing)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()[-n:]
+    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
+        return []
+    out = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out
 
 
 class NotifyServer(DaemonHTTPServer):
@@ -231,32 +223,56 @@ class NotifyServer(DaemonHTTPServer):
         jsonl_path: Path,
         secret: str | None = None,
         forward_url: str | None = None,
+        forward_attempts: int = 6,
+        forward_backoff_s: float = 1.0,
         max_body_bytes: int = 1_000_000,
+        external_url: str | None = None,
+        prometheus_url: str | None = None,
+        history: int = 200,
+        min_volume: int = 30,
         out: IO[str] | None = None,
     ) -> None:
+        from sentimon.alerts.page import ReportRenderer
+
         self.metrics = Metrics()
         self.forwarder = (
-            Forwarder(forward_url, metrics=self.metrics) if forward_url else None
-        )
-        self.notifier = Notifier(
-            jsonl_path=jsonl_path, metrics=self.metrics, forwarder=self.forwarder, out=out
+            Forwarder(forward_url, metrics=self.metrics.forward, attempts=forward_attempts,
+                      backoff_s=forward_backoff_s)
+            if forward_url else None
         )
         self._secret = secret.encode() if secret else None
         self._max_body_bytes = max_body_bytes
+        self.reports = ReportRenderer(prometheus_url, min_volume=min_volume) if prometheus_url else None
         super().__init__(host=host, port=port, registry=self.metrics.registry)
+        self.external_url = (external_url or _loopback_url(host, self.port)).rstrip("/")
+        self.notifier = Notifier(
+            jsonl_path=jsonl_path, metrics=self.metrics, forwarder=self.forwarder, out=out,
+            base_url=self.external_url, history=history,
+        )
 
     def stop(self) -> None:
         super().stop()
         if self.forwarder is not None:
             self.forwarder.close()
 
-    def authorized(self, header: str | None) -> bool:
-        """True when no secret is configured or ``header`` is ``Bearer <secret>``."""
+    def authorized(self, header: str | None, *, basic: bool = False) -> bool:
+        """True when no secret is configured or ``header`` is ``Bearer <secret>``.
+
+        With ``basic`` (the page and PNGs, opened in a browser) ``Basic`` credentials whose
+        password is the secret are accepted too, whatever the user name.
+        """
         if self._secret is None:
             return True
         scheme, _, token = (header or "").partition(" ")
+        token = token.strip()
+        if basic and scheme.lower() == "basic":
+            try:
+                token = base64.b64decode(token, validate=True).decode().partition(":")[2]
+            except (binascii.Error, UnicodeDecodeError):
+                token = ""
+            scheme = "bearer"
         # compare_digest on both branches: the time taken says nothing about the secret.
-        ok = hmac.compare_digest(token.strip().encode(), self._secret)
+        ok = hmac.compare_digest(token.encode(), self._secret)
         return ok and scheme.lower() == "bearer"
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -265,6 +281,47 @@ class NotifyServer(DaemonHTTPServer):
 
         class Handler(base):  # type: ignore[valid-type,misc]
             timeout = 30  # seconds per socket read: a stalled client cannot hold a thread
+
+            def do_GET(self) -> None:
+                path, _, query = self.path.partition("?")
+                if path not in ("/", "/alerts.json", "/report.png"):
+                    return super().do_GET()  # /metrics, /healthz, /readyz stay open to scrapes
+                if not outer.authorized(self.headers.get("Authorization"), basic=True):
+                    outer.metrics.rejected.labels(reason="unauthorized").inc()
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="sentimon notify"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return None
+                if path == "/":
+                    from sentimon.alerts.page import render_page
+
+                    page = render_page(outer.notifier.recent())
+                    return self._send(200, page.encode(), "text/html; charset=utf-8")
+                if path == "/alerts.json":
+                    return self._json(200, {"alerts": outer.notifier.recent()})
+                return self._report(urllib.parse.parse_qs(query))
+
+            def _report(self, params: dict[str, list[str]]) -> None:
+                from sentimon.alerts.page import MAX_REPORT_SINCE_S
+                from sentimon.monitor.report import ReportError, parse_duration
+
+                topic = (params.get("topic") or [""])[0]
+                try:
+                    since_s = parse_duration((params.get("since") or [message.REPORT_SINCE])[0])
+                except ValueError as exc:
+                    return self._send(400, str(exc).encode(), "text/plain; charset=utf-8")
+                if not topic or since_s > MAX_REPORT_SINCE_S:
+                    return self._send(400, b"topic=T required, since at most 7d",
+                                      "text/plain; charset=utf-8")
+                if outer.reports is None:
+                    return self._send(404, b"no Prometheus configured for reports",
+                                      "text/plain; charset=utf-8")
+                try:
+                    png = outer.reports.png(topic, since_s=since_s)
+                except ReportError as exc:
+                    return self._send(503, str(exc).encode(), "text/plain; charset=utf-8")
+                return self._send(200, png, "image/png")
 
             def do_POST(self) -> None:
                 if self.path.split("?", 1)[0] != WEBHOOK_PATH:

@@ -1,9 +1,11 @@
 """``sentimon report``: a PNG of rolling sentiment per topic, read from Prometheus.
 
 For people without Grafana: two panels sharing the time axis, the short-window negative
-share and the short-window mean score of every topic, with markers where Prometheus's
-``ALERTS`` series shows a ``NegativeSentimentSpike`` for that topic (pending or firing).
-Data come from the HTTP API (``/api/v1/query_range``).
+share and the short-window mean score of every topic. Topics with a
+``NegativeSentimentSpike`` in Prometheus's ``ALERTS`` series (pending or firing) stand out in
+their own colours with their alert windows shaded and the start labelled; the other topics
+are grey context. Data come from the HTTP API (``/api/v1/query_range``); :func:`fetch` reads
+them and :func:`draw` draws them, so a recorded :class:`ReportData` can be drawn again.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 NEGATIVE_QUERY = 'sentimon_topic_negative_share{window="short"}'
 MEAN_QUERY = 'sentimon_topic_mean_score{window="short"}'
+VOLUME_QUERY = 'sentimon_topic_volume{window="short"}'
 ALERT_QUERY = 'ALERTS{alertname="NegativeSentimentSpike"}'
 #: Points per series asked of Prometheus (it refuses more than 11,000).
 TARGET_POINTS = 400
@@ -92,16 +95,88 @@ def _by_topic(result: list[dict[str, Any]]) -> dict[str, list[tuple[float, float
     return {t: sorted(points) for t, points in out.items()}
 
 
-def render_report(*, prometheus_url: str, since_s: float, out: Path,
-                  topics: list[str] | None = None, end: float | None = None) -> ReportResult:
-    """Query Prometheus and write the PNG; raise :class:`ReportError` when there is no data."""
+@dataclass
+class ReportData:
+    """What a report draws: per-topic series and the spike alerts, as read from Prometheus.
+
+    Series are ``{topic: [(unix time, value), ...]}``; ``alerts`` is ``{topic: [(unix time,
+    state), ...]}`` with state ``pending`` or ``firing`` (samples of ``ALERTS``).
+    """
+
+    start: float
+    end: float
+    step: float
+    negative: dict[str, list[tuple[float, float]]]
+    mean: dict[str, list[tuple[float, float]]]
+    volume: dict[str, list[tuple[float, float]]]
+    alerts: dict[str, list[tuple[float, str]]]
+
+
+def fetch(prometheus_url: str, *, since_s: float, end: float | None = None) -> ReportData:
+    """Read the topic series and spike alerts of the last ``since_s`` seconds."""
     end = time.time() if end is None else end
     start = end - since_s
     step = max(1.0, round(since_s / TARGET_POINTS))
-    neg = _by_topic(query_range(prometheus_url, NEGATIVE_QUERY, start=start, end=end, step=step))
-    mean = _by_topic(query_range(prometheus_url, MEAN_QUERY, start=start, end=end, step=step))
-    alerts = query_range(prometheus_url, ALERT_QUERY, start=start, end=end, step=step)
 
+    def rng(query: str) -> list[dict[str, Any]]:
+        return query_range(prometheus_url, query, start=start, end=end, step=step)
+
+    alerts: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    for s in rng(ALERT_QUERY):
+        labels = s.get("metric", {})
+        if labels.get("topic") is None:
+            continue
+        for ts, _ in s.get("values", []):
+            alerts[labels["topic"]].append((float(ts), str(labels.get("alertstate", "firing"))))
+    return ReportData(
+        start=start, end=end, step=step, negative=_by_topic(rng(NEGATIVE_QUERY)),
+        mean=_by_topic(rng(MEAN_QUERY)), volume=_by_topic(rng(VOLUME_QUERY)),
+        alerts={t: sorted(v) for t, v in alerts.items()},
+    )
+
+
+def alert_spans(points: list[tuple[float, str]], *, step: float) -> list[tuple[float, float, str]]:
+    """Contiguous runs of one alert state: ``(first, last, state)``; a gap over 2 steps splits."""
+    spans: list[tuple[float, float, str]] = []
+    for ts, state in points:
+        if spans and spans[-1][2] == state and ts - spans[-1][1] <= 2 * step:
+            spans[-1] = (spans[-1][0], ts, state)
+        else:
+            spans.append((ts, ts, state))
+    return spans
+
+
+def time_format(span_s: float) -> str:
+    """strftime pattern for the time axis: whole labels, never a lone "30"."""
+    if span_s <= 15 * 60:
+        return "%H:%M:%S"
+    if span_s <= 2 * 86400:
+        return "%H:%M"
+    return "%m-%d %H:%M"
+
+
+def render_report(*, prometheus_url: str, since_s: float, out: Path,
+                  topics: list[str] | None = None, end: float | None = None,
+                  highlight: list[str] | None = None, min_volume: int = 30) -> ReportResult:
+    """Query Prometheus and write the PNG; raise :class:`ReportError` when there is no data."""
+    data = fetch(prometheus_url, since_s=since_s, end=end)
+    return draw(data, out=out, topics=topics, highlight=highlight, min_volume=min_volume,
+                source=prometheus_url)
+
+
+def draw(data: ReportData, *, out: Path, topics: list[str] | None = None,
+         highlight: list[str] | None = None, min_volume: int = 30,
+         source: str = "Prometheus") -> ReportResult:
+    """Write the PNG of ``data``.
+
+    Topics that alerted in the range (and those in ``highlight``) are drawn in their own
+    colours and named; every other topic is a thin grey line. Alert windows are shaded in the
+    topic's colour (light while pending, stronger while firing), the start of each alert is
+    marked and labelled, and stretches where a topic's short window held fewer than
+    ``min_volume`` records (too few for the detector) are drawn faint and dotted (left out
+    for the grey topics).
+    """
+    neg, mean, volume = data.negative, data.mean, data.volume
     wanted = sorted(set(neg) | set(mean))
     skipped: list[str] = []
     if topics:
@@ -110,68 +185,112 @@ def render_report(*, prometheus_url: str, since_s: float, out: Path,
     if not wanted:
         which = f" for topics {', '.join(topics)}" if topics else ""
         raise ReportError(
-            f"Prometheus at {prometheus_url} has no sentimon_topic_* data{which} in the last "
-            f"{since_s:g}s: is `sentimon monitor` running, receiving records and scraped?")
+            f"Prometheus at {source} has no sentimon_topic_* data{which} in the last "
+            f"{data.end - data.start:g}s: is `sentimon monitor` running, receiving records and "
+            "scraped?")
 
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed, and none is there on a server
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import PercentFormatter
 
     def when(ts: float) -> datetime:
         return datetime.fromtimestamp(ts, tz=UTC)
 
+    focus = [t for t in wanted if t in data.alerts or t in set(highlight or [])]
+    palette = plt.get_cmap("tab10")
+    colors = {t: palette(i % 10) for i, t in enumerate(focus)}
     fig, (ax_neg, ax_mean) = plt.subplots(2, 1, sharex=True, figsize=(12, 7.5),
                                           constrained_layout=True)
-    colors: dict[str, Any] = {}
     series = 0
-    for i, topic in enumerate(wanted):
-        # tab20 pairs a dark and a light shade of each hue: take the 10 dark ones first.
-        color = plt.get_cmap("tab20")((2 * i) % 20 + (i // 10) % 2)
-        colors[topic] = color
-        for ax, data in ((ax_neg, neg), (ax_mean, mean)):
-            points = data.get(topic)
-            if points:
-                ax.plot([when(t) for t, _ in points], [v for _, v in points], color=color,
-                        linewidth=1.3, label=topic if ax is ax_neg else None)
-                series += 1
+    for topic in wanted:  # grey context first, so the highlighted lines lie on top
+        color = colors.get(topic)
+        for ax, series_data in ((ax_neg, neg), (ax_mean, mean)):
+            points = series_data.get(topic)
+            if not points:
+                continue
+            series += 1
+            xs = [when(t) for t, _ in points]
+            ys = [v for _, v in points]
+            thin = _thin_mask(points, volume.get(topic, []), min_volume=min_volume)
+            if color is None:
+                # Thin stretches swing between extremes on a handful of records: hide them.
+                ax.plot(xs, [math.nan if t else v for v, t in zip(ys, thin, strict=True)],
+                        color="#b8b8b8", linewidth=0.8, zorder=1)
+                continue
+            solid = [v if not t else math.nan for v, t in zip(ys, thin, strict=True)]
+            faint = [v if t or (i + 1 < len(thin) and thin[i + 1]) or (i and thin[i - 1])
+                     else math.nan for i, (v, t) in enumerate(zip(ys, thin, strict=True))]
+            ax.plot(xs, faint, color=color, linewidth=1.2, linestyle=":", alpha=0.55, zorder=2)
+            ax.plot(xs, solid, color=color, linewidth=2.2, zorder=3)
 
     alert_points = 0
-    for state, marker, size, edge in (("pending", "o", 36, "orange"),
-                                      ("firing", "X", 80, "red")):
-        xs, ys, cs = [], [], []
-        for s in alerts:
-            labels = s.get("metric", {})
-            topic = labels.get("topic")
-            if labels.get("alertstate") != state or topic not in colors:
-                continue
+    for topic in focus:
+        color = colors[topic]
+        states = data.alerts.get(topic, [])
+        alert_points += len(states)
+        for first, last, state in alert_spans(states, step=data.step):
+            for ax in (ax_neg, ax_mean):
+                ax.axvspan(when(first), when(last + data.step), color=color,
+                           alpha=0.12 if state == "pending" else 0.28, linewidth=0, zorder=0)
+        if states:
+            t0 = states[0][0]
             shares = dict(neg.get(topic, []))
-            for ts, _ in s.get("values", []):
-                xs.append(when(float(ts)))
-                ys.append(shares.get(float(ts), 1.0))
-                cs.append(colors[topic])
-        if xs:
-            ax_neg.scatter(xs, ys, marker=marker, s=size, c=cs, edgecolors=edge,
-                           linewidths=1.2, zorder=3, label=f"spike alert ({state})")
-            alert_points += len(xs)
+            y = shares.get(t0, 0.5)
+            for ax in (ax_neg, ax_mean):
+                ax.axvline(when(t0), color=color, linewidth=1.0, linestyle="--", zorder=2)
+            ax_neg.scatter([when(t0)], [y], marker="v", s=90, color=color, edgecolors="black",
+                           linewidths=0.6, zorder=5)
+            ax_neg.annotate(f"{topic}: spike from {when(t0):%H:%M:%S}", (when(t0), y),
+                            xytext=(6, 10), textcoords="offset points", fontsize=9,
+                            color="black", fontweight="bold", zorder=6,
+                            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": color,
+                                  "alpha": 0.9})
 
     ax_neg.set_ylabel("negative share (short window)")
     ax_neg.set_ylim(0, 1.05)
+    ax_neg.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax_mean.set_ylabel("mean score (short window)")
     ax_mean.set_ylim(-1.05, 1.05)
     ax_mean.axhline(0, color="grey", linewidth=0.6)
-    locator = mdates.AutoDateLocator(tz=UTC)
-    ax_mean.xaxis.set_major_locator(locator)
-    ax_mean.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
-    ax_mean.set_xlabel("time (UTC)")
+    ax_mean.xaxis.set_major_locator(mdates.AutoDateLocator(tz=UTC, minticks=6, maxticks=12))
+    ax_mean.xaxis.set_major_formatter(mdates.DateFormatter(time_format(data.end - data.start),
+                                                           tz=UTC))
+    ax_mean.set_xlabel(f"time (UTC), {when(data.start):%Y-%m-%d}")
+    ax_mean.set_xlim(when(data.start), when(data.end))
     for ax in (ax_neg, ax_mean):
         ax.grid(True, alpha=0.3)
-    ax_neg.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    ax_neg.set_title(f"sentimon: rolling sentiment per topic, "
-                     f"{when(start):%Y-%m-%d %H:%M:%S} to {when(end):%Y-%m-%d %H:%M:%S} UTC")
+
+    handles: list[Any] = [Line2D([], [], color=colors[t], linewidth=2.2, label=t) for t in focus]
+    others = len(wanted) - len(focus)
+    if others:
+        handles.append(Line2D([], [], color="#b8b8b8", linewidth=1,
+                              label=f"{others} other topic{'s' if others > 1 else ''}"))
+    if focus:
+        handles.append(Line2D([], [], color="black", linestyle=":", alpha=0.6,
+                              label=f"fewer than {min_volume} records"))
+    if data.alerts:
+        handles.append(Patch(color="black", alpha=0.12, label="alert pending"))
+        handles.append(Patch(color="black", alpha=0.28, label="alert firing"))
+    ax_neg.legend(handles=handles, loc="upper left", fontsize=9, framealpha=0.9, ncol=2)
+    alerted = [t for t in focus if t in data.alerts]
+    ax_neg.set_title(
+        f"sentimon: negative sentiment per topic, {when(data.start):%H:%M}-{when(data.end):%H:%M}"
+        " UTC" + (f"; spike alerts: {', '.join(alerted)}" if alerted else "; no spike alert"),
+        loc="left")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return ReportResult(path=out, topics=wanted, series=series, alert_points=alert_points,
                         bytes=out.stat().st_size, skipped_topics=skipped)
+
+
+def _thin_mask(points: list[tuple[float, float]], volume: list[tuple[float, float]], *,
+               min_volume: int) -> list[bool]:
+    """For each point, whether the short window then held fewer than ``min_volume`` records."""
+    counts = dict(volume)
+    return [counts.get(ts, 0.0) < min_volume for ts, _ in points]

@@ -255,18 +255,32 @@ def test_unwritable_file_is_500_so_alertmanager_retries(tmp_path: Path) -> None:
 
 
 class ChatServer:
-    """A local Slack-compatible endpoint that records what it is sent."""
+    """A local Slack-compatible endpoint: answers each POST as ``script`` says, then 200.
 
-    def __init__(self, *, code: int = 200) -> None:
+    A script step is an HTTP status, or ``"break"``: headers promising 100 bytes, 2 sent,
+    connection closed (a response cut off mid-read).
+    """
+
+    def __init__(self, *, script: list[int | str] | None = None, code: int = 200) -> None:
         self.received: list[dict[str, Any]] = []
         self.event = threading.Event()
+        self.script = list(script or [])
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 n = int(self.headers["Content-Length"])
                 outer.received.append(json.loads(self.rfile.read(n)))
-                self.send_response(code)
+                step = outer.script.pop(0) if outer.script else code
+                if step == "break":
+                    self.send_response(200)
+                    self.send_header("Content-Length", "100")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.send_response(int(step))
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
@@ -298,29 +312,79 @@ def test_forwards_to_a_slack_compatible_webhook(tmp_path: Path) -> None:
     try:
         assert r.post(webhook(SPIKE, TICKER_RESOLVED))[0] == 200
         assert chat.event.wait(10)
-        assert chat.received == [{"text": describe(SPIKE) + "\n" + describe(TICKER_RESOLVED)}]
+        [sent] = chat.received
+        assert sent["text"] == describe(SPIKE) + "\n" + describe(TICKER_RESOLVED)
+        headers = [b["text"]["text"] for b in sent["blocks"] if b["type"] == "header"]
+        assert headers == ["FIRING NegativeSentimentSpike: Macro", "RESOLVED TickerNegativeSpike: TSLA"]
         wait_for(lambda: r.metric("sentimon_notify_forwarded_total", result="ok") == 1)
     finally:
         r.server.stop()
         chat.close()
 
 
-@pytest.mark.parametrize("broken", ["refused", "http_500"])
-def test_forward_failures_are_counted_and_never_crash(tmp_path: Path, broken: str) -> None:
-    chat = ChatServer(code=500)
+@pytest.mark.parametrize("script", [[500, 503, 429], ["break", "break"]], ids=["5xx", "broken_read"])
+def test_forward_retries_until_the_service_recovers(tmp_path: Path, script: list[int | str]) -> None:
+    chat = ChatServer(script=list(script))
+    r = Receiver(tmp_path, forward_url=chat.url, forward_attempts=5, forward_backoff_s=0.05)
+    try:
+        started = time.monotonic()
+        assert r.post(webhook(SPIKE))[0] == 200
+        wait_for(lambda: r.metric("sentimon_notify_forwarded_total", result="ok") == 1)
+        assert len(chat.received) == len(script) + 1  # each failure retried once, then done
+        assert all(m == chat.received[0] for m in chat.received)
+        reason = "broken_response" if script[0] == "break" else "http_status"
+        assert r.metric("sentimon_notify_forward_failures_total", reason=reason) == len(script)
+        assert r.metric("sentimon_notify_forwarded_total", result="error") == 0
+        # Backoff doubles: 0.05 + 0.1 (+ 0.2) seconds at least were waited.
+        assert time.monotonic() - started >= 0.05 * (2 ** len(script) - 1)
+        assert r.server.forwarder is not None and r.server.forwarder.alive
+    finally:
+        r.server.stop()
+        chat.close()
+
+
+@pytest.mark.parametrize("broken", ["refused", "http_500", "broken_read"])
+def test_forward_gives_up_after_bounded_tries_counted_and_logged(
+    tmp_path: Path, broken: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    chat = ChatServer(code=500, script=["break"] * 10 if broken == "broken_read" else None)
     if broken == "refused":
         chat.close()  # nothing listens there any more
-    r = Receiver(tmp_path, forward_url=chat.url)
+    r = Receiver(tmp_path, forward_url=chat.url, forward_attempts=3, forward_backoff_s=0.05)
+    reason = {"refused": "network", "http_500": "http_status", "broken_read": "broken_response"}
     try:
-        assert r.post(webhook(SPIKE))[0] == 200
-        wait_for(lambda: r.metric("sentimon_notify_forwarded_total", result="error") == 1)
-        assert len(r.records()) == 1  # still stored
-        assert r.post(webhook(SPIKE))[0] == 200  # and still serving
-        wait_for(lambda: r.metric("sentimon_notify_forwarded_total", result="error") == 2)
+        with caplog.at_level("WARNING", logger="sentimon.alerts.forward"):
+            assert r.post(webhook(SPIKE))[0] == 200
+            wait_for(lambda: r.metric("sentimon_notify_forwarded_total", result="error") == 1)
+            assert r.metric("sentimon_notify_forward_failures_total",
+                            reason=reason[broken]) == 3
+            if broken != "refused":
+                assert len(chat.received) == 3
+            assert len(r.records()) == 1  # still stored
+            given_up = [rec for rec in caplog.records if "given up" in rec.getMessage()]
+            assert len(given_up) == 1 and given_up[0].levelname == "ERROR"
+            assert "NegativeSentimentSpike" in given_up[0].__dict__["text"]
+            # The thread lives on: the next alert is tried again, three times.
+            assert r.post(webhook(TICKER_RESOLVED))[0] == 200
+            wait_for(lambda: r.metric("sentimon_notify_forwarded_total", result="error") == 2)
+            assert r.metric("sentimon_notify_forward_failures_total", reason=reason[broken]) == 6
+            assert r.metric("sentimon_notify_forwarded_total", result="ok") == 0
     finally:
         r.server.stop()
         if broken != "refused":
             chat.close()
+
+
+def test_forward_does_not_retry_a_client_error(tmp_path: Path) -> None:
+    chat = ChatServer(code=400)  # Slack's invalid_payload: the same message fails again
+    r = Receiver(tmp_path, forward_url=chat.url, forward_attempts=5, forward_backoff_s=0.05)
+    try:
+        assert r.post(webhook(SPIKE))[0] == 200
+        wait_for(lambda: r.metric("sentimon_notify_forwarded_total", result="error") == 1)
+        assert len(chat.received) == 1
+    finally:
+        r.server.stop()
+        chat.close()
 
 
 def test_cli_daemon_receives_and_stops_on_sigterm(tmp_path: Path) -> None:
