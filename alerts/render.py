@@ -36,9 +36,9 @@ def check_duration(value: str, *, field: str) -> str:
 
 
 def dashboard_link(base_url: str, *, label: str) -> str:
-    """The dashboard URL with the alert's topic/ticker selected as a template variable."""
+    """The dashboard URL with the alert's topic/ticker selected (URL-encoded) as a variable."""
     sep = "&" if "?" in base_url else "?"
-    return f"{base_url}{sep}var-{label}={{{{ $labels.{label} }}}}"
+    return f"{base_url}{sep}var-{label}={{{{ $labels.{label} | urlquery }}}}"
 
 
 def load_rules(path: Path = RULES_FILE) -> dict[str, Any]:

@@ -59,10 +59,10 @@ def test_render_sets_spike_for_and_dashboard_url_only() -> None:
     for name in ("NegativeSentimentSpike", "TickerNegativeSpike"):
         assert rendered[name]["for"] == "45s"
     assert rendered["NegativeSentimentSpike"]["annotations"]["dashboard_url"] == (
-        "https://grafana.example/d/abc?var-topic={{ $labels.topic }}"
+        "https://grafana.example/d/abc?var-topic={{ $labels.topic | urlquery }}"
     )
     assert rendered["TickerNegativeSpike"]["annotations"]["dashboard_url"] == (
-        "https://grafana.example/d/abc?var-ticker={{ $labels.ticker }}"
+        "https://grafana.example/d/abc?var-ticker={{ $labels.ticker | urlquery }}"
     )
     for name, rule in shipped.items():
         other = rendered[name]
@@ -75,7 +75,7 @@ def test_render_sets_spike_for_and_dashboard_url_only() -> None:
 
 def test_dashboard_link_keeps_an_existing_query_string() -> None:
     assert dashboard_link("http://g/d/x?orgId=2", label="topic") == (
-        "http://g/d/x?orgId=2&var-topic={{ $labels.topic }}"
+        "http://g/d/x?orgId=2&var-topic={{ $labels.topic | urlquery }}"
     )
 
 
@@ -167,6 +167,10 @@ def test_scaled_down_spike_for_is_what_prometheus_evaluates(tmp_path: Path) -> N
                       summary: "{summary}"
                       description: "{description}"
                       dashboard_url: "http://grafana:3000/d/t?var-topic=Macro"
+                      negative_share: "0.5000"
+                      baseline_share: "0.1000"
+                      volume: "80.0000"
+                      zscore: "6.0000"
         """))
     proc = promtool("test", "rules", tmp_path / "test.yml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -176,3 +180,37 @@ def test_scaled_down_spike_for_is_what_prometheus_evaluates(tmp_path: Path) -> N
     proc = promtool("test", "rules", tmp_path / "shipped.yml")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1 and "FAILED" in out and "got:[]" in out, out
+
+
+@needs_promtool
+def test_dashboard_link_of_a_topic_with_a_space_is_url_encoded(tmp_path: Path) -> None:
+    rules = render_rules(Settings(alerts={"spike_for": "10s"}))
+    (tmp_path / "rules.yml").write_text(rules)
+    annotations = rules_by_name(rules)["NegativeSentimentSpike"]["annotations"]
+    description = annotations["description"].replace("{{ $labels.topic }}", "Stock Movement")
+    summary = ("Negative sentiment spike on topic Stock Movement: negative share n/a vs baseline "
+               "n/a over n/a records in the short window (z=n/a).")
+    (tmp_path / "test.yml").write_text(textwrap.dedent(f"""\
+        rule_files: [rules.yml]
+        evaluation_interval: 10s
+        tests:
+          - interval: 10s
+            input_series:
+              - series: 'sentimon_topic_spike{{topic="Stock Movement"}}'
+                values: '1x5'
+            alert_rule_test:
+              - eval_time: 20s
+                alertname: NegativeSentimentSpike
+                exp_alerts:
+                  - exp_labels: {{severity: warning, topic: Stock Movement}}
+                    exp_annotations:
+                      summary: "{summary}"
+                      description: "{description}"
+                      dashboard_url: "http://127.0.0.1:3000/d/sentimon-topics?var-topic=Stock+Movement"
+                      negative_share: ""
+                      baseline_share: ""
+                      volume: ""
+                      zscore: ""
+        """))
+    proc = promtool("test", "rules", tmp_path / "test.yml")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
