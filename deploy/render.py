@@ -15,6 +15,7 @@ from sentimon.alerts.render import check_duration
 from sentimon.config import Settings
 
 RECEIVER = "sentimon-notify"
+SLACK_RECEIVER = "sentimon-slack"
 
 #: Alerts that mean "the sentiment figures cannot be trusted right now".
 PIPELINE_BROKEN = ("ScorerDown", "MonitorDown", "NoDataFromSource")
@@ -32,6 +33,42 @@ def notify_url(settings: Settings) -> str:
     return f"http://{host}:{settings.notify.port}/alertmanager"
 
 
+def notify_base_url(settings: Settings) -> str:
+    """Where people reach ``sentimon notify`` (its page and report PNGs)."""
+    if settings.notify.external_url:
+        return settings.notify.external_url.rstrip("/")
+    return notify_url(settings).removesuffix("/alertmanager")
+
+
+def slack_receiver(settings: Settings) -> dict[str, Any] | None:
+    """Alertmanager's own Slack receiver for ``alerts.slack_url``, or None when unset.
+
+    Alertmanager retries a failed post (5xx, network) with backoff until the next group
+    interval and counts it in ``alertmanager_notifications_failed_total{integration="slack"}``.
+    """
+    a = settings.alerts
+    if a.slack_url is None:
+        return None
+    base = notify_base_url(settings)
+    slack: dict[str, Any] = {
+        "api_url": a.slack_url.get_secret_value(),
+        "send_resolved": True,
+        "title": '{{ .Status | toUpper }}: {{ .CommonLabels.alertname }} '
+                 "{{ .CommonLabels.topic }}{{ .CommonLabels.ticker }}",
+        "title_link": base + "/",
+        "text": (
+            "{{ range .Alerts }}*{{ .Status | toUpper }}* {{ .Annotations.summary }}\n"
+            "{{ with .Labels.topic }}<" + base + "/report.png?topic={{ . | urlquery }}"
+            "&since=3h|report PNG> · {{ end }}"
+            "{{ with .Annotations.dashboard_url }}<{{ . }}|dashboard> · {{ end }}"
+            "<{{ .GeneratorURL }}|Prometheus>\n{{ end }}"
+        ),
+    }
+    if a.slack_channel:
+        slack["channel"] = a.slack_channel
+    return {"name": SLACK_RECEIVER, "slack_configs": [slack]}
+
+
 def alertmanager_config(settings: Settings) -> dict[str, Any]:
     """The Alertmanager configuration as a dict (see :func:`render_alertmanager`)."""
     a = settings.alerts
@@ -47,9 +84,17 @@ def alertmanager_config(settings: Settings) -> dict[str, Any]:
                 "credentials": settings.notify.secret.get_secret_value(),
             }
         }
+    receivers: list[dict[str, Any]] = [{"name": RECEIVER, "webhook_configs": [webhook]}]
+    route: dict[str, Any] = {"receiver": RECEIVER}
+    slack = slack_receiver(settings)
+    if slack is not None:
+        receivers.append(slack)
+        # Every alert to both: `continue` lets the second route match after the first.
+        route["routes"] = [{"receiver": RECEIVER, "continue": True},
+                           {"receiver": SLACK_RECEIVER}]
     return {
         "route": {
-            "receiver": RECEIVER,
+            **route,
             # One notification per alert and topic (or ticker): a spike on two topics is
             # two stories, while several scorer instances down are one.
             "group_by": ["alertname", "topic", "ticker"],
@@ -63,18 +108,20 @@ def alertmanager_config(settings: Settings) -> dict[str, Any]:
                 "target_matchers": [f'alertname=~"{"|".join(SPIKES)}"'],
             }
         ],
-        "receivers": [{"name": RECEIVER, "webhook_configs": [webhook]}],
+        "receivers": receivers,
     }
 
 
 def render_alertmanager(settings: Settings) -> str:
-    """Alertmanager YAML: grouping, timings from ``alerts.*``, inhibition, the notify webhook.
+    """Alertmanager YAML: grouping, timings from ``alerts.*``, inhibition, the notify webhook
+    and, with ``alerts.slack_url``, a Slack receiver.
 
-    When ``notify.secret`` is set it is written into the file as the webhook's Bearer
-    credential, so the caller must write the file readable by its owner only.
+    ``notify.secret`` (the webhook's Bearer credential) and ``alerts.slack_url`` are written
+    into the file, so the caller must write it readable by its owner only.
     """
     header = "# Rendered by sentimon.deploy.render.render_alertmanager; see docs/alerts.md.\n"
-    return header + yaml.safe_dump(alertmanager_config(settings), sort_keys=False)
+    return header + yaml.safe_dump(alertmanager_config(settings), sort_keys=False,
+                                   allow_unicode=True)
 
 
 def render_grafana_datasource(settings: Settings, *, prometheus_url: str | None = None) -> str:

@@ -92,11 +92,40 @@ def test_notify_url_for_wildcard_and_ipv6_binds(host: str, url: str) -> None:
     assert notify_url(Settings(notify={"host": host})) == url
 
 
+def test_no_slack_receiver_without_a_slack_url() -> None:
+    config = alertmanager_config(Settings())
+    assert [r["name"] for r in config["receivers"]] == ["sentimon-notify"]
+    assert "routes" not in config["route"]
+
+
+def test_slack_url_adds_a_slack_receiver_beside_notify() -> None:
+    settings = Settings(alerts={"slack_url": "https://hooks.slack.com/services/T/B/X",
+                                "slack_channel": "#markets"},
+                        notify={"external_url": "http://alerts.example:8080/"})
+    config = alertmanager_config(settings)
+    assert config["route"]["routes"] == [
+        {"receiver": "sentimon-notify", "continue": True}, {"receiver": "sentimon-slack"}]
+    [slack] = next(r for r in config["receivers"] if r["name"] == "sentimon-slack")["slack_configs"]
+    assert slack["api_url"] == "https://hooks.slack.com/services/T/B/X"
+    assert slack["channel"] == "#markets" and slack["send_resolved"] is True
+    assert slack["title_link"] == "http://alerts.example:8080/"
+    assert "http://alerts.example:8080/report.png?topic={{ . | urlquery }}" in slack["text"]
+
+
 def test_grafana_datasource_points_at_the_stack_prometheus() -> None:
     doc = yaml.safe_load(render_grafana_datasource(Settings(stack={"prometheus_port": 29090})))
     [ds] = doc["datasources"]
     assert ds["uid"] == "sentimon-prometheus"
     assert ds["url"] == "http://127.0.0.1:29090"
+
+
+@needs_amtool
+def test_amtool_accepts_rendered_config_with_slack(tmp_path: Path) -> None:
+    path = tmp_path / "am.yml"
+    path.write_text(render_alertmanager(Settings(alerts={"slack_url": "https://hooks.slack.com/x"})))
+    proc = amtool_check(path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 receivers" in proc.stdout
 
 
 @needs_amtool
@@ -217,3 +246,59 @@ def test_real_alertmanager_delivers_to_notify_and_inhibits_spikes(tmp_path: Path
     finally:
         stack.down(["alertmanager"])
         receiver.stop()
+
+
+@pytest.mark.integration
+def test_real_alertmanager_retries_slack_until_it_answers(tmp_path: Path) -> None:
+    """alerts.slack_url renders Alertmanager's own Slack receiver: a real Alertmanager posts
+    there, and when the service fails twice (HTTP 500) it tries again until it gets through,
+    counting the failures; the notify webhook gets the alert too."""
+    import io
+    import urllib.request
+
+    from sentimon.alerts.notify import NotifyServer
+    from sentimon.stack import observability as obs
+    from sentimon.stack.manager import Stack
+    from tests.test_alerts_notify import ChatServer, wait_for
+
+    slack = ChatServer(script=[500, 500])
+    am_port, notify_port = _free_ports(2)
+    settings = Settings(
+        home=tmp_path / "home",
+        stack={"alertmanager_port": am_port},
+        notify={"port": notify_port},
+        alerts={"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h",
+                "slack_url": slack.url},
+    )
+    out = io.StringIO()
+    receiver = NotifyServer(host="127.0.0.1", port=notify_port,
+                            jsonl_path=tmp_path / "n.jsonl", out=out).start()
+    stack = Stack(settings)
+    try:
+        stack.up(["alertmanager"], timeout_s=60)
+        am = obs.alertmanager_url(settings)
+        _post_alerts(am, [{
+            "labels": {"alertname": "NegativeSentimentSpike", "topic": "Stock Movement",
+                       "severity": "warning"},
+            "annotations": {"summary": "Negative sentiment spike on topic Stock Movement"},
+            "generatorURL": "http://127.0.0.1:19090/graph?g0.expr=x",
+        }])
+        wait_for(lambda: len(slack.received) >= 3, timeout_s=60)
+        assert slack.received[0] == slack.received[2]  # the same message, tried again
+        attachment = slack.received[2]["attachments"][0]
+        assert attachment["title"] == "FIRING: NegativeSentimentSpike Stock Movement"
+        assert "report.png?topic=Stock+Movement&since=3h" in attachment["text"]
+
+        def failed() -> float:
+            with urllib.request.urlopen(f"{am}/metrics", timeout=5) as resp:
+                text = resp.read().decode()
+            return sum(float(line.split()[-1]) for line in text.splitlines()
+                       if line.startswith("alertmanager_notification_requests_failed_total")
+                       and 'integration="slack"' in line)
+
+        assert failed() == 2
+        wait_for(lambda: "[FIRING] NegativeSentimentSpike" in out.getvalue(), timeout_s=30)
+    finally:
+        stack.down(["alertmanager"])
+        receiver.stop()
+        slack.close()

@@ -41,6 +41,11 @@ def alertmanager_url(settings: Settings) -> str:
     return f"http://{settings.stack.host}:{settings.stack.alertmanager_port}"
 
 
+def _reachable(url: str) -> str:
+    # A wildcard bind is reached over loopback; a link to 0.0.0.0 opens nothing.
+    return url.replace("//0.0.0.0:", "//127.0.0.1:").replace("//[::]:", "//[::1]:")
+
+
 def render_prometheus(settings: Settings, *, rule_files: list[str]) -> dict[str, Any]:
     """Prometheus config: scrape the sentimon daemons, load the rules, alert to Alertmanager."""
     interval = settings.stack.scrape_interval
@@ -105,6 +110,8 @@ def prometheus_command(settings: Settings, config: Path, data_dir: Path) -> list
         f"--storage.tsdb.path={data_dir}",
         f"--web.listen-address={settings.stack.host}:{settings.stack.prometheus_port}",
         "--web.enable-lifecycle",  # lets `stack up` reload rules without a restart
+        # Alerts' generatorURL links point here, not at the machine's host name.
+        f"--web.external-url={_reachable(prometheus_url(settings))}",
         "--storage.tsdb.retention.time=15d",
     ]
 
@@ -117,5 +124,5 @@ def alertmanager_command(settings: Settings, config: Path, data_dir: Path) -> li
         f"--web.listen-address={settings.stack.host}:{settings.stack.alertmanager_port}",
         # A single embedded instance: no HA gossip port at all.
         "--cluster.listen-address=",
-        f"--web.external-url={alertmanager_url(settings)}",
+        f"--web.external-url={_reachable(alertmanager_url(settings))}",
     ]
