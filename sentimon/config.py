@@ -212,18 +212,51 @@ class MonitorSettings(_Section):
         description="Tickers with their own series, JSON list (SENTIMON_MONITOR__WATCHLIST).",
     )
     min_volume: int = Field(
-        30, ge=1, description="Min short-window volume for a spike (SENTIMON_MONITOR__MIN_VOLUME)."
+        30, ge=1, description="Legacy z statistic (shown, not alerted on): min short-window volume "
+        "(SENTIMON_MONITOR__MIN_VOLUME)."
     )
     min_lift: float = Field(
-        0.15, ge=0, description="Min rise of negative share over baseline (SENTIMON_MONITOR__MIN_LIFT)."
+        0.15, ge=0, description="Legacy z statistic: min rise of negative share over baseline "
+        "(SENTIMON_MONITOR__MIN_LIFT)."
     )
     min_baseline_volume: int = Field(
-        30, ge=0, description="Min baseline-window volume (short window excluded) before a series "
-        "can spike: no alerts on a cold start (SENTIMON_MONITOR__MIN_BASELINE_VOLUME).",
+        30, ge=0, description="Legacy z statistic: min baseline-window volume (short window "
+        "excluded) (SENTIMON_MONITOR__MIN_BASELINE_VOLUME).",
     )
     spike_z: float = Field(
-        3.0, gt=0, description="Min z-score of the short-window negative share against the baseline "
-        "share for a spike (SENTIMON_MONITOR__SPIKE_Z).",
+        3.0, gt=0, description="Legacy z statistic: min z-score of the short-window negative share "
+        "against the baseline share (SENTIMON_MONITOR__SPIKE_Z).",
+    )
+    false_alerts_per_day_topics: float = Field(
+        1.0, gt=0, description="False spike alerts a day allowed over all topic series and the "
+        "market together; the detector's threshold derives from it "
+        "(SENTIMON_MONITOR__FALSE_ALERTS_PER_DAY_TOPICS).",
+    )
+    false_alerts_per_day_tickers: float = Field(
+        1.0, gt=0, description="False spike alerts a day allowed over all watchlist tickers "
+        "together (SENTIMON_MONITOR__FALSE_ALERTS_PER_DAY_TICKERS).",
+    )
+    detection_horizon_s: int = Field(
+        3_600, ge=60, description="How far back a surge may have begun for the detector; older "
+        "changes are the baseline's (SENTIMON_MONITOR__DETECTION_HORIZON_S).",
+    )
+    history_s: int = Field(
+        7 * 86_400, ge=3_600, description="History the baselines learn from (time of day, rate, "
+        "share); read back from the scored topic on start (SENTIMON_MONITOR__HISTORY_S).",
+    )
+    baseline_slot_s: int = Field(
+        900, ge=60, description="Resolution of the baseline history in seconds "
+        "(SENTIMON_MONITOR__BASELINE_SLOT_S).",
+    )
+    evidence: Literal["probability", "argmax"] = Field(
+        "probability", description="Expected negatives from the model's P(negative) "
+        "('probability') or from counting negative labels ('argmax') "
+        "(SENTIMON_MONITOR__EVIDENCE).",
+    )
+    live_idle_s: float = Field(
+        30.0, gt=0, description="On a live stream (newest event within the detection horizon "
+        "of the wall clock), advance the watermark with the wall clock after this many seconds without "
+        "records, so evidence decays and alerts resolve (SENTIMON_MONITOR__LIVE_IDLE_S).",
     )
     dedup_capacity: int = Field(
         1_000_000, ge=1, description="Ids remembered for de-duplication (SENTIMON_MONITOR__DEDUP_CAPACITY)."
