@@ -228,6 +228,9 @@ def draw(data: ReportData, *, out: Path, topics: list[str] | None = None,
             ax.plot(xs, faint, color=color, linewidth=1.2, linestyle=":", alpha=0.55, zorder=2)
             ax.plot(xs, solid, color=color, linewidth=2.2, zorder=3)
 
+    # The axis starts where the data do: a 3 h report of 5 minutes of data shows 5 minutes.
+    firsts = [pts[0][0] for d in (neg, mean) for t, pts in d.items() if t in wanted and pts]
+    x_lo = max(data.start, min(firsts, default=data.start) - data.step)
     alert_points = 0
     for topic in focus:
         color = colors[topic]
@@ -245,8 +248,10 @@ def draw(data: ReportData, *, out: Path, topics: list[str] | None = None,
                 ax.axvline(when(t0), color=color, linewidth=1.0, linestyle="--", zorder=2)
             ax_neg.scatter([when(t0)], [y], marker="v", s=90, color=color, edgecolors="black",
                            linewidths=0.6, zorder=5)
+            right_half = t0 > (x_lo + data.end) / 2  # keep the label inside the axes
             ax_neg.annotate(f"{topic}: spike from {when(t0):%H:%M:%S}", (when(t0), y),
-                            xytext=(6, 10), textcoords="offset points", fontsize=9,
+                            xytext=(-8 if right_half else 8, 10), textcoords="offset points",
+                            ha="right" if right_half else "left", fontsize=9,
                             color="black", fontweight="bold", zorder=6,
                             bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": color,
                                   "alpha": 0.9})
@@ -258,10 +263,9 @@ def draw(data: ReportData, *, out: Path, topics: list[str] | None = None,
     ax_mean.set_ylim(-1.05, 1.05)
     ax_mean.axhline(0, color="grey", linewidth=0.6)
     ax_mean.xaxis.set_major_locator(mdates.AutoDateLocator(tz=UTC, minticks=6, maxticks=12))
-    ax_mean.xaxis.set_major_formatter(mdates.DateFormatter(time_format(data.end - data.start),
-                                                           tz=UTC))
-    ax_mean.set_xlabel(f"time (UTC), {when(data.start):%Y-%m-%d}")
-    ax_mean.set_xlim(when(data.start), when(data.end))
+    ax_mean.xaxis.set_major_formatter(mdates.DateFormatter(time_format(data.end - x_lo), tz=UTC))
+    ax_mean.set_xlabel(f"time (UTC), {when(x_lo):%Y-%m-%d}")
+    ax_mean.set_xlim(when(x_lo), when(data.end))
     for ax in (ax_neg, ax_mean):
         ax.grid(True, alpha=0.3)
 
@@ -279,7 +283,7 @@ def draw(data: ReportData, *, out: Path, topics: list[str] | None = None,
     ax_neg.legend(handles=handles, loc="upper left", fontsize=9, framealpha=0.9, ncol=2)
     alerted = [t for t in focus if t in data.alerts]
     ax_neg.set_title(
-        f"sentimon: negative sentiment per topic, {when(data.start):%H:%M}-{when(data.end):%H:%M}"
+        f"sentimon: negative sentiment per topic, {when(x_lo):%H:%M}-{when(data.end):%H:%M}"
         " UTC" + (f"; spike alerts: {', '.join(alerted)}" if alerted else "; no spike alert"),
         loc="left")
     out.parent.mkdir(parents=True, exist_ok=True)

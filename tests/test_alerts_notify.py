@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import html
 import http.client
 import io
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -438,6 +442,25 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+TOPIC = "Stock Movement"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def browser_text(url: str, *, screenshot: Path | None = None) -> str:
+    """The text of ``url`` as headless Chromium renders it (and a screenshot of it)."""
+    if CHROMIUM is None:
+        pytest.fail("chromium not installed: run scripts/setup.sh dev")
+    base = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--hide-scrollbars", "--virtual-time-budget=15000"]
+    dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    if screenshot is not None:
+        subprocess.run([*base, f"--screenshot={screenshot}", "--window-size=1100,1500", url],
+                       capture_output=True, timeout=120, check=True)
+    body = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", dom, flags=re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
+
+
 def _scored(i: int, *, ts: float, topic: str, negative: bool, tickers: list[str]) -> bytes:
     from datetime import UTC, datetime
 
@@ -495,6 +518,7 @@ def test_spike_reaches_notify_through_real_monitor_prometheus_and_alertmanager(
         "SENTIMON_MONITOR__MIN_VOLUME": "20",
         "SENTIMON_NOTIFY__PORT": str(notify_port),
         "SENTIMON_NOTIFY__SECRET": "e2e-secret",
+        "SENTIMON_NOTIFY__PROMETHEUS_URL": f"http://127.0.0.1:{prom_port}",
     }
     jsonl = tmp_path / "notifications.jsonl"
     logs = {name: (tmp_path / f"{name}.log").open("w") for name in ("monitor", "notify")}
@@ -513,12 +537,12 @@ def test_spike_reaches_notify_through_real_monitor_prometheus_and_alertmanager(
         now = time.time()
         producer = make_producer(settings.kafka, client_suffix="e2e-test")
         for i in range(300):
-            producer.send(topics.scored, key=b"Macro", value=_scored(
-                i, ts=now - 3000 + i * 9, topic="Macro", negative=i % 10 == 0,
+            producer.send(topics.scored, key=TOPIC.encode(), value=_scored(
+                i, ts=now - 3000 + i * 9, topic=TOPIC, negative=i % 10 == 0,
                 tickers=["TSLA"]))
         for i in range(300, 360):
-            producer.send(topics.scored, key=b"Macro", value=_scored(
-                i, ts=now - 30 + (i - 300) * 0.5, topic="Macro", negative=i % 5 != 0,
+            producer.send(topics.scored, key=TOPIC.encode(), value=_scored(
+                i, ts=now - 30 + (i - 300) * 0.5, topic=TOPIC, negative=i % 5 != 0,
                 tickers=["TSLA"]))
         producer.flush(30)
         producer.close()
@@ -541,15 +565,52 @@ def test_spike_reaches_notify_through_real_monitor_prometheus_and_alertmanager(
             records, (tmp_path / "notify.log").read_text()[-3000:])
         assert "TickerNegativeSpike" in by_name, records
         spike = by_name["NegativeSentimentSpike"]
-        assert spike["labels"]["topic"] == "Macro"
+        assert spike["labels"]["topic"] == TOPIC
+        # A topic with a space: the links are URL-encoded.
         assert spike["annotations"]["dashboard_url"] == (
-            "http://grafana.test/d/sentimon-topics?var-topic=Macro")
+            "http://grafana.test/d/sentimon-topics?var-topic=Stock+Movement")
         summary = spike["annotations"]["summary"]
         assert "n/a" not in summary, summary
         assert "negative share 80% vs baseline 10% over 60 records" in summary, summary
+        assert spike["figures"] == pytest.approx(
+            {"negative_share": 0.8, "baseline_share": 0.1, "volume": 60, "zscore":
+             spike["figures"]["zscore"]}, abs=0.005)
+        assert spike["figures"]["zscore"] > 3
+        notify_url = f"http://127.0.0.1:{notify_port}"
+        assert spike["links"]["report"] == (
+            f"{notify_url}/report.png?topic=Stock%20Movement&since=3h")
+        assert spike["links"]["page"] == f"{notify_url}/"
+        # Prometheus's --web.external-url: the link opens the loopback Prometheus.
+        assert spike["generator_url"].startswith(f"http://127.0.0.1:{prom_port}/graph?"), spike
+        with urllib.request.urlopen(spike["generator_url"], timeout=10) as resp:
+            assert resp.status == 200
         assert by_name["TickerNegativeSpike"]["labels"]["ticker"] == "TSLA"
-        assert "[FIRING] NegativeSentimentSpike topic=Macro" in (
+        assert by_name["TickerNegativeSpike"]["tickers"] == ["TSLA"]
+        assert f"[FIRING] NegativeSentimentSpike topic={TOPIC}" in (
             tmp_path / "notify.log").read_text()
+
+        # The report PNG of the topic, drawn by the notify daemon from the real Prometheus.
+        auth = {"Authorization": "Bearer e2e-secret"}
+        req = urllib.request.Request(spike["links"]["report"], headers=auth)
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            assert resp.headers["Content-Type"] == "image/png"
+            assert resp.read().startswith(b"\x89PNG\r\n\x1a\n")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{notify_url}/", timeout=10)
+        assert refused.value.code == 401
+
+        # The page in a real browser: what a person without Slack or Grafana sees.
+        shot = tmp_path / "notify-page.png"
+        text = browser_text(f"http://viewer:e2e-secret@127.0.0.1:{notify_port}/",
+                            screenshot=shot)
+        assert "sentimon alerts" in text
+        assert f"FIRING NegativeSentimentSpike: {TOPIC}" in text, text
+        assert "FIRING TickerNegativeSpike: TSLA" in text, text
+        assert "negative share 80% vs baseline 10%, 60 records in the short window" in text, text
+        assert "Tickers: $TSLA" in text
+        assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
+        if os.environ.get("SENTIMON_SCREENSHOT_OUT"):
+            shutil.copyfile(shot, os.environ["SENTIMON_SCREENSHOT_OUT"])
     finally:
         stack.down(["prometheus", "alertmanager"])
         for proc in procs.values():

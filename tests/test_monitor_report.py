@@ -14,7 +14,16 @@ import pytest
 
 from sentimon.cli import main
 from sentimon.config import TopicSettings
-from sentimon.monitor.report import ReportError, parse_duration, query_range, render_report
+from sentimon.monitor.report import (
+    ReportData,
+    ReportError,
+    alert_spans,
+    draw,
+    parse_duration,
+    query_range,
+    render_report,
+    time_format,
+)
 from tests.conftest import Observability
 from tests.test_monitor_daemon import (
     ThreadMonitor,
@@ -130,3 +139,71 @@ def test_no_data_and_bad_query_are_clear_errors(observability: Observability,
     now = time.time()
     with pytest.raises(ReportError, match="HTTP 400"):
         query_range(observability.prometheus_url, "sum(", start=now - 60, end=now, step=1)
+
+
+# --- drawing a recorded series ----------------------------------------------------------------
+
+def recorded(*, alerting: str = "Stock Movement") -> ReportData:
+    """Ten minutes of four topics every 2 s: a thin first minute, then a burst on one topic."""
+    start, step = 1_764_600_000.0, 2.0
+    times = [start + i * step for i in range(300)]
+    neg, mean, volume = {}, {}, {}
+    for k, topic in enumerate(["Macro", "Earnings", alerting, "Energy | Oil"]):
+        shares = [0.2 + 0.05 * k + (0.5 if i % 2 else -0.15) * (i < 30)
+                  + (min(0.6, (i - 200) / 100) if topic == alerting and i > 200 else 0.0)
+                  for i in range(300)]
+        neg[topic] = list(zip(times, shares, strict=True))
+        mean[topic] = [(t, 0.1 - v) for t, v in neg[topic]]
+        volume[topic] = [(t, min(90.0, i * 1.0)) for i, t in enumerate(times)]
+    alerts = {alerting: [(t, "pending") for t in times[215:235]]
+              + [(t, "firing") for t in times[235:]]}
+    return ReportData(start=start, end=times[-1], step=step, negative=neg, mean=mean,
+                      volume=volume, alerts=alerts)
+
+
+def colour_share(path: Path, rgb: tuple[int, int, int], *, tol: int = 12) -> float:
+    import numpy as np
+    from matplotlib.image import imread
+
+    pixels = (imread(path)[:, :, :3] * 255).astype(int)
+    return float((np.abs(pixels - np.array(rgb)).max(axis=2) <= tol).mean())
+
+
+def test_alert_spans_split_states_and_gaps() -> None:
+    points = [(0.0, "pending"), (2.0, "pending"), (4.0, "firing"), (6.0, "firing"),
+              (20.0, "firing")]
+    assert alert_spans(points, step=2.0) == [
+        (0.0, 2.0, "pending"), (4.0, 6.0, "firing"), (20.0, 20.0, "firing")]
+
+
+@pytest.mark.parametrize(("span", "pattern"), [(300, "%H:%M:%S"), (6 * 3600, "%H:%M"),
+                                               (5 * 86400, "%m-%d %H:%M")])
+def test_time_ticks_are_whole_times(span: float, pattern: str) -> None:
+    assert time_format(span) == pattern
+
+
+def test_draw_highlights_only_the_alerting_topic(tmp_path: Path) -> None:
+    out = tmp_path / "r.png"
+    result = draw(recorded(), out=out, min_volume=30)
+    assert result.topics == ["Earnings", "Energy | Oil", "Macro", "Stock Movement"]
+    assert result.series == 8 and result.alert_points == 85
+    blue, orange, grey = (31, 119, 180), (255, 127, 14), (184, 184, 184)
+    # The alerting topic has the first colour and is clearly drawn; no second colour is used
+    # (the other three are grey context).
+    assert colour_share(out, blue) > 0.004
+    assert colour_share(out, grey) > 0.004
+    assert colour_share(out, orange) == 0.0
+    # Naming another topic highlights it too, in the next colour.
+    out2 = tmp_path / "r2.png"
+    draw(recorded(), out=out2, highlight=["Macro"])
+    assert colour_share(out2, orange) > 0.002
+
+
+def test_draw_without_any_alert_says_so(tmp_path: Path) -> None:
+    data = recorded()
+    data.alerts.clear()
+    result = draw(data, out=tmp_path / "r.png", topics=["Macro", "Nope"])
+    assert result.alert_points == 0 and result.topics == ["Macro"]
+    assert result.skipped_topics == ["Nope"]
+    with pytest.raises(ReportError, match="no sentimon_topic_"):
+        draw(data, out=tmp_path / "none.png", topics=["Nope"])
