@@ -2,7 +2,8 @@
 # Install what sentimon needs and is missing, and only that. Safe to run again.
 #
 #   scripts/setup.sh            runtime: Java 17, Maven, Prometheus, Alertmanager, .venv
-#   scripts/setup.sh train,dev  also the training (torch) and developer (pytest, ruff) extras
+#   scripts/setup.sh train,dev  also the training (torch) and developer (pytest, ruff) extras;
+#                               dev also installs Chromium (apt) for the browser test
 #
 # System packages come from apt (sudo when not root). The Python package goes into .venv,
 # installed editable so the repo's model/release and configs are used in place.
@@ -31,6 +32,10 @@ command -v mvn >/dev/null || missing+=(maven)
 command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null \
   || missing+=(prometheus-alertmanager)
+# The dev extra's browser test (the notify page in headless Chromium) needs a browser.
+case ",$EXTRAS," in
+  *,dev,*) command -v chromium >/dev/null || missing+=(chromium) ;;
+esac
 
 if [ ${#missing[@]} -gt 0 ]; then
   say "apt: installing ${missing[*]}"
@@ -44,7 +49,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     $SUDO systemctl disable --now prometheus prometheus-alertmanager >/dev/null 2>&1 || true
   fi
 else
-  say "system packages: Java 17, Maven, Prometheus, Alertmanager already present"
+  say "system packages: Java 17, Maven, Prometheus, Alertmanager${EXTRAS:+ (and what $EXTRAS needs)} already present"
 fi
 
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
