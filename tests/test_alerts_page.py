@@ -1,0 +1,106 @@
+"""The page of recent alerts and the report PNGs served by ``sentimon notify``."""
+
+from __future__ import annotations
+
+import base64
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from sentimon.alerts.notify import NotifyServer
+from sentimon.alerts.page import render_page
+from tests.test_alerts_notify import SPIKE, TICKER_RESOLVED, Receiver, webhook
+from tests.test_monitor_report import closed_port
+
+
+def get(url: str, *, auth: str | None = None) -> tuple[int, str, bytes]:
+    req = urllib.request.Request(url, headers={"Authorization": auth} if auth else {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.headers["Content-Type"], resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Content-Type", ""), exc.read()
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_page_escapes_and_pictures_each_topic_once() -> None:
+    hostile = {**SPIKE, "annotations": {"summary": "<script>alert(1)</script>"}}
+    records = [{"status": "firing", "alertname": "NegativeSentimentSpike",
+                "labels": r["labels"], "annotations": r["annotations"]}
+               for r in (hostile, SPIKE)]
+    page = render_page(records)
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert page.count("<img") == 1
+    assert "src='report.png?topic=Macro&amp;since=3h'" in page
+    assert "No alert received yet." in render_page([])
+
+
+def test_page_lists_recent_alerts_newest_first_and_keeps_them_across_restarts(
+    tmp_path: Path,
+) -> None:
+    r = Receiver(tmp_path)
+    try:
+        assert r.post(webhook(SPIKE))[0] == 200
+        assert r.post(webhook(TICKER_RESOLVED))[0] == 200
+        status, ctype, body = get(f"{r.url}/")
+        assert status == 200 and ctype.startswith("text/html")
+        page = body.decode()
+        assert page.index("TickerNegativeSpike: TSLA") < page.index("NegativeSentimentSpike: Macro")
+        status, _, body = get(f"{r.url}/alerts.json")
+        assert status == 200 and b'"TickerNegativeSpike"' in body
+    finally:
+        r.server.stop()
+    again = NotifyServer(host="127.0.0.1", port=0, jsonl_path=r.jsonl, history=1).start()
+    try:
+        recent = again.notifier.recent()
+        assert [x["alertname"] for x in recent] == ["TickerNegativeSpike"]  # history=1
+    finally:
+        again.stop()
+
+
+def test_page_and_reports_need_the_secret_but_metrics_do_not(tmp_path: Path) -> None:
+    r = Receiver(tmp_path, secret="s3cr3t")
+    try:
+        for path in ("/", "/alerts.json", "/report.png?topic=Macro"):
+            assert get(r.url + path)[0] == 401
+            assert get(r.url + path, auth=basic("me", "wrong"))[0] == 401
+        assert get(f"{r.url}/", auth=basic("anyone", "s3cr3t"))[0] == 200
+        assert get(f"{r.url}/", auth="Bearer s3cr3t")[0] == 200
+        assert get(f"{r.url}/", auth="Basic !!notbase64")[0] == 401
+        assert get(f"{r.url}/metrics")[0] == 200
+    finally:
+        r.server.stop()
+
+
+def test_report_errors_are_plain_answers(tmp_path: Path) -> None:
+    r = Receiver(tmp_path)  # no Prometheus configured
+    try:
+        assert get(f"{r.url}/report.png?topic=Macro")[0] == 404
+    finally:
+        r.server.stop()
+    r = Receiver(tmp_path, prometheus_url=f"http://127.0.0.1:{closed_port()}")
+    try:
+        assert get(f"{r.url}/report.png")[0] == 400  # no topic
+        assert get(f"{r.url}/report.png?topic=Macro&since=soon")[0] == 400
+        assert get(f"{r.url}/report.png?topic=Macro&since=30d")[0] == 400
+        status, ctype, body = get(f"{r.url}/report.png?topic=Macro&since=1h")
+        assert status == 503 and ctype.startswith("text/plain")
+        assert b"unreachable" in body
+    finally:
+        r.server.stop()
+
+
+@pytest.mark.parametrize("external", [None, "https://alerts.example/sentimon/"])
+def test_links_use_the_external_url(tmp_path: Path, external: str | None) -> None:
+    r = Receiver(tmp_path, external_url=external)
+    try:
+        assert r.post(webhook(SPIKE))[0] == 200
+        base = (external or r.url + "/").rstrip("/")
+        assert r.records()[0]["links"]["report"] == f"{base}/report.png?topic=Macro&since=3h"
+    finally:
+        r.server.stop()
