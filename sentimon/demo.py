@@ -194,6 +194,7 @@ class DemoResult:
     burst_started: datetime
     notification: dict[str, Any] | None
     early_spikes: list[dict[str, Any]]
+    alerts: list[dict[str, Any]]
     consumed: float
     scored: float
     dead_lettered: float
@@ -272,8 +273,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         rep = subprocess.run([sys.executable, "-m", "sentimon", "report", "--since", since,
                               "--out", str(report)], env=pipeline.env, capture_output=True,
                              text=True, check=False)
+        t0_text = t0.isoformat().replace("+00:00", "Z")
+        raised = [r for r in read_notifications(notify_path) if r.get("received_at", "") >= t0_text]
         result = DemoResult(
-            burst_started=burst_at, notification=note, early_spikes=early,
+            burst_started=burst_at, notification=note, early_spikes=early, alerts=raised,
             consumed=metric_sum(scorer, "sentimon_scorer_records_consumed_total"),
             scored=metric_sum(scorer, "sentimon_scorer_records_scored_total"),
             dead_lettered=metric_sum(scorer, "sentimon_scorer_records_dead_lettered_total"),
@@ -309,8 +312,12 @@ def _print_summary(settings: Settings, r: DemoResult, args: argparse.Namespace, 
               f"see {settings.home}/logs/")
     if r.early_spikes:
         print(f"note: {len(r.early_spikes)} spike notification(s) arrived before the burst")
+    print(f"every notification during the demo ({len(r.alerts)}):")
+    for rec in r.alerts:
+        print(f"  {rec.get('received_at', '?')[11:19]}  {rec.get('text', '')}")
     print(f"report:         {r.report or 'not written (see sentimon report --help)'}")
     print(f"notifications:  {settings.notifications_path()}")
+    print(f"alerts page:    {pipeline.health_url('notify')}/   (recent alerts, figures, report PNGs)")
     print(f"Prometheus:     {prom}/alerts   (graph: {prom}/graph)")
     print(f"Alertmanager:   {am}")
     for name in ("scorer", "monitor", "notify"):
