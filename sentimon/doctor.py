@@ -6,6 +6,7 @@ import argparse
 import importlib.metadata
 import importlib.util
 import json
+import logging
 import platform
 import re
 import shutil
@@ -31,10 +32,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "doctor",
         help="check versions, tools, ONNX Runtime providers, GPU, and which servers answer",
         description="Print what sentimon finds on this machine and whether the configured "
-        "Kafka, Prometheus and Alertmanager answer. Exit 1 when a required check fails.",
+        "Kafka, Prometheus and Alertmanager answer, and the scorer, monitor and notify daemons "
+        "when they run. Exit 1 when a required check fails.",
     )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each server")
+    p.add_argument("--json", action="store_true", help="machine-readable output (default: a table)")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="S",
+                   help="seconds to wait for each server (default 5)")
     p.set_defaults(func=run)
 
 
@@ -84,10 +87,8 @@ def collect(settings: Settings, *, timeout_s: float = 5.0) -> list[Check]:
     if ort is None:
         checks.append(Check("onnxruntime", False, "not installed"))
     else:
-        import onnxruntime
-
-        checks.append(Check("onnxruntime", True, f"{ort}; providers: "
-                            + ", ".join(onnxruntime.get_available_providers())))
+        checks.append(Check("onnxruntime", True, f"{ort}; usable providers here: "
+                            + ", ".join(usable_providers())))
     gpu = _gpu_seen()
     checks.append(Check("gpu", True, gpu, required=False))
     for pkg in ("kafka-python", "tokenizers", "prometheus-client"):
@@ -110,6 +111,45 @@ def collect(settings: Settings, *, timeout_s: float = 5.0) -> list[Check]:
                       ("alertmanager", obs.alertmanager_url(settings))):
         ok = obs.http_ok(url + "/-/ready", timeout_s=timeout_s)
         checks.append(Check(f"{name} server", ok, ("answering at " if ok else "not answering at ") + url))
+    checks += _daemon_checks(settings, timeout_s=timeout_s)
+    return checks
+
+
+def usable_providers() -> list[str]:
+    """ONNX Runtime providers that can run here: onnxruntime-gpu lists CUDA and TensorRT even
+    without a GPU (or without TensorRT's libraries), and a session on them would fail."""
+    import ctypes.util
+
+    import onnxruntime
+
+    from sentimon.model.providers import gpu_present
+
+    gpu = gpu_present()
+    usable = []
+    for name in onnxruntime.get_available_providers():
+        if name == "TensorrtExecutionProvider" and not (gpu and ctypes.util.find_library("nvinfer")):
+            continue
+        if name == "CUDAExecutionProvider" and not gpu:
+            continue
+        usable.append(name)
+    return usable
+
+
+def _daemon_checks(settings: Settings, *, timeout_s: float) -> list[Check]:
+    """The scorer, monitor and notify endpoints: required to answer only when recorded as
+    running under SENTIMON_HOME (by `sentimon demo`); otherwise a note."""
+    from sentimon.stack.manager import daemon_status
+
+    checks = []
+    for d in daemon_status(settings, timeout_s=timeout_s):
+        if d.answering:
+            detail = f"ready at {d.url}" + (f" (pid {d.pid})" if d.pid else "")
+        elif d.running:
+            detail = f"pid {d.pid} runs but {d.url} does not answer ready; see {d.log}"
+        else:
+            detail = f"not running ({d.url})"
+        checks.append(Check(f"{d.name} daemon", d.answering or not d.running, detail,
+                            required=d.running))
     return checks
 
 
@@ -133,7 +173,16 @@ def _model_check(settings: Settings) -> Check:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    checks = collect(settings, timeout_s=args.timeout)
+    # The checks load the model and open Kafka connections, whose info lines would come
+    # before the table; warnings and errors still show.
+    quiet = settings.log_level != "DEBUG"
+    if quiet:
+        logging.disable(logging.INFO)
+    try:
+        checks = collect(settings, timeout_s=args.timeout)
+    finally:
+        if quiet:
+            logging.disable(logging.NOTSET)
     if args.json:
         print(json.dumps([asdict(c) for c in checks], indent=2))
     else:

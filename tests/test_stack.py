@@ -22,7 +22,7 @@ def _cli(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.Co
 
 
 def test_up_twice_status_down(tmp_path: Path) -> None:
-    kafka, controller, prom, am = free_ports(4)
+    kafka, controller, prom, am, scorer, monitor, notify = free_ports(7)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("SENTIMON_")},
         "SENTIMON_HOME": str(tmp_path / "home"),
@@ -31,16 +31,26 @@ def test_up_twice_status_down(tmp_path: Path) -> None:
         "SENTIMON_STACK__KAFKA_CONTROLLER_PORT": str(controller),
         "SENTIMON_STACK__PROMETHEUS_PORT": str(prom),
         "SENTIMON_STACK__ALERTMANAGER_PORT": str(am),
+        "SENTIMON_SCORER__METRICS_PORT": str(scorer),
+        "SENTIMON_MONITOR__METRICS_PORT": str(monitor),
+        "SENTIMON_NOTIFY__PORT": str(notify),
     }
     first = _cli(env, "stack", "up")
     assert first.returncode == 0, first.stderr
     status = json.loads(_cli(env, "stack", "status", "--json").stdout)
-    pids = {s["name"]: s["pid"] for s in status}
-    assert all(s["running"] and s["answering"] for s in status), status
+    assert [s["name"] for s in status] == [
+        "kafka", "prometheus", "alertmanager", "scorer", "monitor", "notify"]
+    servers = [s for s in status if s["kind"] == "server"]
+    pids = {s["name"]: s["pid"] for s in servers}
+    assert all(s["running"] and s["answering"] for s in servers), status
+    daemons = {s["name"]: s for s in status if s["kind"] == "daemon"}
+    assert daemons["notify"]["url"] == f"http://127.0.0.1:{notify}"
+    assert not any(d["running"] or d["answering"] for d in daemons.values())
 
     second = _cli(env, "stack", "up")  # harmless: nothing new is started
     assert second.returncode == 0, second.stderr
-    again = {s["name"]: s["pid"] for s in json.loads(_cli(env, "stack", "status", "--json").stdout)}
+    again = {s["name"]: s["pid"] for s in json.loads(_cli(env, "stack", "status", "--json").stdout)
+             if s["kind"] == "server"}
     assert again == pids
 
     doctor = _cli(env, "doctor", "--json", "--timeout", "5")
@@ -79,3 +89,32 @@ def test_broker_restart_keeps_data(tmp_path: Path) -> None:
         admin.close()
     finally:
         stack.down()
+
+
+@pytest.mark.parametrize("secret", [None, "k"])
+def test_status_lists_the_daemons_and_which_answer(tmp_path: Path, secret: str | None) -> None:
+    """A notify receiver answering on its port shows ready, pid-less (not started by the
+    demo); scorer and monitor, with nothing on their ports, show stopped. Doctor says so too."""
+    from sentimon.alerts.notify import NotifyServer
+    from sentimon.config import Settings
+    from sentimon.doctor import collect
+    from sentimon.stack.manager import Stack
+
+    scorer, monitor = free_ports(2)
+    receiver = NotifyServer(host="127.0.0.1", port=0, jsonl_path=tmp_path / "n.jsonl",
+                            secret=secret).start()
+    settings = Settings(home=tmp_path, scorer={"metrics_port": scorer},
+                        monitor={"metrics_port": monitor}, notify={"port": receiver.port})
+    try:
+        status = {s.name: s for s in Stack(settings).status()}
+        assert status["notify"].answering and status["notify"].kind == "daemon"
+        assert status["notify"].url == f"http://127.0.0.1:{receiver.port}"
+        assert not status["scorer"].answering and not status["scorer"].running
+        assert not status["monitor"].answering
+        checks = {c.name: c for c in collect(settings, timeout_s=0.5)}
+        assert checks["notify daemon"].ok
+        assert checks["notify daemon"].detail.startswith("ready at http://127.0.0.1:")
+        assert checks["scorer daemon"].ok and not checks["scorer daemon"].required
+        assert checks["scorer daemon"].detail.startswith("not running")
+    finally:
+        receiver.stop()

@@ -30,14 +30,18 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     up = actions.add_parser("up", help="start what is not running (a second `up` is harmless)")
     up.add_argument("components", nargs="*", type=_component, metavar="COMPONENT",
                     help="kafka, prometheus, alertmanager (default: stack.components)")
-    up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait per server")
+    up.add_argument("--timeout", type=float, default=120.0, metavar="S",
+                    help="seconds to wait for each server to answer (default 120)")
     up.set_defaults(func=run_up)
     down = actions.add_parser("down", help="stop exactly what `up` started")
     down.add_argument("components", nargs="*", type=_component, metavar="COMPONENT",
                       help="default: everything that runs")
     down.set_defaults(func=run_down)
-    status = actions.add_parser("status", help="what runs where, and whether it answers")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status = actions.add_parser(
+        "status", help="what runs where, and whether it answers: servers and the scorer, "
+        "monitor and notify daemons (pid, URL, ready)")
+    status.add_argument("--json", action="store_true",
+                        help="machine-readable output (default: a table)")
     status.set_defaults(func=run_status)
 
 
@@ -88,7 +92,12 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def _print_status(stack: object) -> None:
     print(f"home: {stack.home}")  # type: ignore[attr-defined]
+    kind = None
     for s in stack.status():  # type: ignore[attr-defined]
-        state = "answering" if s.answering else ("running" if s.running else "stopped")
+        if s.kind != kind:
+            kind = s.kind
+            print("servers:" if kind == "server" else "daemons (sentimon demo, or started by hand):")
+        answering = "ready" if s.kind == "daemon" else "answering"
+        state = answering if s.answering else ("running" if s.running else "stopped")
         pid = f"pid {s.pid}" if s.pid else "-"
         print(f"  {s.name:<13} {state:<10} {pid:<11} {s.url}")

@@ -33,6 +33,7 @@ class ComponentStatus:
     url: str
     answering: bool
     log: str | None
+    kind: str = "server"  # or "daemon" (scorer, monitor, notify)
 
 
 class Stack:
@@ -118,6 +119,7 @@ class Stack:
         return [name for name in order if self.table.stop(name)]
 
     def status(self) -> list[ComponentStatus]:
+        """Servers, then daemons: recorded pid, URL, and whether it answers (ready)."""
         out = []
         for name in COMPONENTS:
             rec = self.table.running(name)
@@ -131,7 +133,35 @@ class Stack:
             out.append(ComponentStatus(name=name, running=rec is not None,
                                        pid=rec.pid if rec else None, url=url,
                                        answering=answering, log=str(self.log_path(name))))
-        return out
+        return out + daemon_status(self.settings)
+
+
+def daemon_url(settings: Settings, name: str) -> str:
+    """Base URL of a daemon's /metrics, /healthz and /readyz."""
+    host, port = {
+        "scorer": (settings.scorer.metrics_host, settings.scorer.metrics_port),
+        "monitor": (settings.monitor.metrics_host, settings.monitor.metrics_port),
+        "notify": (settings.notify.host, settings.notify.port),
+    }[name]
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"  # a wildcard bind is reached over loopback
+    return f"http://{host}:{port}"
+
+
+def daemon_status(settings: Settings, *, timeout_s: float = 2.0) -> list[ComponentStatus]:
+    """The scorer, monitor and notify daemons: recorded pid (if started by `sentimon demo`),
+    URL and whether ``/readyz`` answers 200 (a daemon started elsewhere counts too)."""
+    table = ProcessTable(settings.home)
+    out = []
+    for name in DAEMONS:
+        rec = table.running(name)
+        url = daemon_url(settings, name)
+        out.append(ComponentStatus(
+            name=name, running=rec is not None, pid=rec.pid if rec else None, url=url,
+            answering=obs.http_ok(url + "/readyz", timeout_s=timeout_s),
+            log=str(settings.home / "logs" / f"{name}.log"), kind="daemon",
+        ))
+    return out
 
 
 def _post(url: str) -> None:
