@@ -32,6 +32,8 @@ from sentimon.config import Settings, load_settings, to_env
 log = logging.getLogger(__name__)
 
 DEMO_DIR = Path(str(files("sentimon.deploy").joinpath("demo")))
+#: Seconds between progress lines when the output is not a terminal.
+PROGRESS_EVERY_S = 15.0
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -221,16 +223,24 @@ def replay_streams(settings: Settings, args: argparse.Namespace) -> datetime:
     producer = make_producer(settings.kafka, client_suffix="demo")
     results: dict[str, int] = {}
 
+    # A bar redrawn with carriage returns suits a terminal; a log file gets a line now and then.
+    tty = sys.stderr.isatty()
+
     def go(name: str, topic: str, items: list[Any], offsets: list[float]) -> None:
         results[name] = replay.send(producer, topic, items, offsets, retime=True,
-                                    progress=name == "comments", desc="replay")
+                                    progress=tty and name == "comments", desc="replay")
 
     threads = [
         threading.Thread(target=go, args=("comments", settings.topics.comments, comments, c_offsets)),
         threading.Thread(target=go, args=("news", settings.topics.news, news, n_offsets)),
     ]
+    started = time.monotonic()
     for t in threads:
         t.start()
+    while any(t.is_alive() for t in threads):
+        next(t for t in threads if t.is_alive()).join(PROGRESS_EVERY_S)
+        if not tty and any(t.is_alive() for t in threads):
+            print(f"replay: {time.monotonic() - started:.0f} s of ~{args.duration:.0f} s", flush=True)
     for t in threads:
         t.join()
     producer.close()
