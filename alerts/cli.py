@@ -58,14 +58,17 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT."""
     from sentimon.alerts.notify import WEBHOOK_PATH, NotifyServer
+    from sentimon.cli import with_options
     from sentimon.kafka import GracefulStop
     from sentimon.stack.observability import prometheus_url
 
+    settings = with_options(settings, "notify", host=args.host, port=args.port,
+                            jsonl_path=args.jsonl, forward_url=args.forward_url,
+                            external_url=args.external_url, prometheus_url=args.prometheus_url)
     n = settings.notify
-    host = args.host or n.host
-    port = args.port if args.port is not None else n.port
-    jsonl = args.jsonl or settings.notifications_path()
-    forward_url = args.forward_url or n.forward_url
+    host, port = n.host, n.port
+    jsonl = settings.notifications_path()
+    forward_url = n.forward_url
     secret = n.secret.get_secret_value() if n.secret else None
     if secret is None and not _is_loopback(host):
         log.warning("listening beyond loopback without a shared secret; "
@@ -76,8 +79,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             host=host, port=port, jsonl_path=jsonl, secret=secret,
             forward_url=forward_url, forward_attempts=n.forward_attempts,
             forward_backoff_s=n.forward_backoff_s, max_body_bytes=n.max_body_bytes,
-            external_url=args.external_url or n.external_url,
-            prometheus_url=args.prometheus_url or n.prometheus_url or prometheus_url(settings),
+            external_url=n.external_url,
+            prometheus_url=n.prometheus_url or prometheus_url(settings),
             history=n.history, min_volume=settings.monitor.min_volume,
         ).start()
     except OSError as exc:

@@ -12,6 +12,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
 
 from sentimon import __version__
 from sentimon.config import ConfigError, Settings, load_settings
@@ -58,6 +61,23 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         module.register(sub)
     return parser
+
+
+def with_options(settings: Settings, section: str, **options: Any) -> Settings:
+    """``settings`` with command-line options put into ``section``, checked by the same model
+    as the configuration. ``None`` means "not given". A bad value is a :class:`ConfigError`
+    of one line naming the flag: ``--port: Input should be less than 65536 (got 70000)``."""
+    given = {k: v for k, v in options.items() if v is not None}
+    if not given:
+        return settings
+    current = getattr(settings, section)
+    try:
+        checked = type(current).model_validate({**current.model_dump(), **given})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        flag = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else section
+        raise ConfigError(f"{flag}: {err['msg']} (got {err.get('input')!r})") from None
+    return settings.model_copy(update={section: checked})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
