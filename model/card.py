@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sentimon.model.calibration import CALIBRATION_FILE
 from sentimon.model.data import SOURCES
 from sentimon.model.labels import label_maps
 
@@ -94,6 +95,9 @@ def build_card(
         }
     if notes:
         training = {**training, "notes": notes}
+    calibration = calibration_summary(_read(export_dir / CALIBRATION_FILE)) or prev.get(
+        "calibration", {}
+    )
     variants = metrics.get("variants", {})
     gaps = {}
     for variant, m in variants.items():
@@ -125,8 +129,14 @@ def build_card(
         "metrics": variants,
         "targets": TARGETS,
         "target_gaps": gaps,
+        "calibration": calibration,
         "artifacts": {},
     }
+
+
+def calibration_summary(calibration: dict[str, Any]) -> dict[str, Any]:
+    """``calibration.json`` without its per-bin reliability curves (those stay in the file)."""
+    return {k: v for k, v in calibration.items() if k != "reliability_validation"}
 
 
 def write_card(directory: Path, card: dict[str, Any]) -> None:
@@ -172,6 +182,25 @@ def render_markdown(card: dict[str, Any]) -> str:
     tg = card["targets"]
     w(f"\nTargets: sentiment accuracy >= {tg['sentiment_accuracy']}, topic accuracy >= "
       f"{tg['topic_accuracy']}. Gaps (accuracy - target): `{json.dumps(card['target_gaps'])}`\n")
+    cal = card.get("calibration") or {}
+    if cal.get("temperatures"):
+        w("## Calibration (temperature scaling per head)\n")
+        w(f"{cal['method']}. Fitted on the dev split "
+          f"(`{json.dumps(cal['fitted_on'])}`); measured on the validation splits; "
+          f"ECE is top-label with {cal['ece_bins']} equal-width bins.\n")
+        w("| variant | head | T | ECE T=1 | ECE | NLL T=1 | NLL | dev ECE T=1 | dev ECE |")
+        w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for v, temps in cal["temperatures"].items():
+            for head, temp in temps.items():
+                m, d = cal["validation"][v][head], cal["dev"][v][head]
+                w(f"| {v} | {head} | {temp:.3f} | {_pct(m['ece_before'])} | "
+                  f"{_pct(m['ece_after'])} | {m['nll_before']:.4f} | {m['nll_after']:.4f} | "
+                  f"{_pct(d['ece_before'])} | {_pct(d['ece_after'])} |")
+        if cal.get("figure"):
+            w(f"\nReliability diagram (validation splits): ![reliability]({cal['figure']})")
+        if cal.get("command"):
+            w(f"\nCommand: `{cal['command']}`")
+        w("")
     shown = [v for v in ("int8", *card["metrics"]) if v in card["metrics"]][:1]
     for v in shown:
         m = card["metrics"][v]

@@ -1,4 +1,5 @@
-"""``sentimon train | export | evaluate``: fine-tune, export to ONNX, measure.
+"""``sentimon train | export | evaluate | calibrate``: fine-tune, export to ONNX, measure,
+calibrate.
 
 Heavy imports (torch, transformers, onnxruntime) happen inside the handlers, so
 ``sentimon --help`` stays fast and the scorer never pays for them.
@@ -39,6 +40,23 @@ examples:
   sentimon evaluate runs/export                        # every ONNX variant found there
   sentimon evaluate model/release --variant int8       # the shipped CPU model
   sentimon evaluate runs/export --card                 # also (re)write the model card
+"""
+
+
+CALIBRATE_EPILOG = """\
+examples:
+  sentimon calibrate                                   # the packaged release (model/release)
+  sentimon calibrate runs/export --no-card             # an export directory
+  sentimon calibrate model/release --variant int8      # refit one variant only
+
+What it does: runs each ONNX variant over the dev split of `sentimon train` (seeded 5 % of the
+training files, never trained on; seed and fraction read from the model card when it has
+them) and fits one temperature T per head minimising the negative log-likelihood; the scorer
+then uses softmax(logits / T). Accuracy is unchanged (argmax is). Writes calibration.json
+next to the ONNX files (a directory without it scores with T = 1), reliability.png
+(validation splits, before/after), and updates model_card.json + MODEL_CARD.md. Reports the
+top-label expected calibration error (ECE, 15 bins) before and after on dev and validation;
+the validation splits are only measured, never fitted on.
 """
 
 
@@ -104,6 +122,26 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--json", type=Path, help="write the metrics JSON here")
     p.add_argument("--card", action="store_true", help="write model_card.json + MODEL_CARD.md")
     p.set_defaults(func=run_evaluate)
+
+    p = sub.add_parser(
+        "calibrate",
+        help="fit per-head temperatures on the dev split (calibrated probabilities)",
+        description="Temperature scaling of an export or release directory's ONNX variants.",
+        epilog=CALIBRATE_EPILOG,
+        formatter_class=fmt,
+    )
+    p.add_argument("model_dir", type=Path, nargs="?",
+                   help="export or release directory (default: SENTIMON_MODEL__DIR or the "
+                        "packaged release)")
+    p.add_argument("--variant", action="append", choices=["fp32", "int8", "fp16"],
+                   help="variant(s) to fit (default: all present)")
+    p.add_argument("--data", type=Path, help="data root")
+    p.add_argument("--seed", type=int, help="dev split seed (default: the card's, else 13)")
+    p.add_argument("--dev-fraction", type=float,
+                   help="dev split fraction (default: the card's, else 0.05)")
+    p.add_argument("--no-figure", action="store_true", help="skip reliability.png")
+    p.add_argument("--no-card", action="store_true", help="leave the model card alone")
+    p.set_defaults(func=run_calibrate)
 
 
 def run_train(args: argparse.Namespace, settings: Settings) -> int:
@@ -211,3 +249,56 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         write_card(onnx_dir, build_card(onnx_dir, metrics, prev))
         print(f"card written to {onnx_dir}")
     return 0
+
+
+def run_calibrate(args: argparse.Namespace, settings: Settings) -> int:
+    """Handler of ``sentimon calibrate``."""
+    import json
+    import sys
+
+    from sentimon.model.calibration import calibrate_dir
+    from sentimon.model.card import CARD_JSON, calibration_summary, write_card
+    from sentimon.model.data import default_data_dir
+    from sentimon.model.inference import RELEASE_DIR
+
+    model_dir = Path(args.model_dir or settings.model.dir or RELEASE_DIR)
+    card_path = model_dir / CARD_JSON
+    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.exists() else {}
+    cfg = card.get("training", {}).get("config", {})
+    seed = args.seed if args.seed is not None else int(cfg.get("seed", 13))
+    fraction = args.dev_fraction if args.dev_fraction is not None else float(
+        cfg.get("dev_fraction", 0.05))
+    out = calibrate_dir(
+        model_dir,
+        data_dir=_data_dir(args) or default_data_dir(),
+        variants=args.variant,
+        seed=seed,
+        dev_fraction=fraction,
+        threads=settings.model.threads,
+        figure=not args.no_figure,
+        command="sentimon " + " ".join(sys.argv[1:]),
+    )
+    print(f"{'variant':8} {'head':10} {'T':>6} {'dev ECE':>15} {'valid ECE':>15} {'valid NLL':>15}")
+    for v, temps in out["temperatures"].items():
+        for head, t in temps.items():
+            d, m = out["dev"][v][head], out["validation"][v][head]
+            print(f"{v:8} {head:10} {t:6.3f} {d['ece_before']:7.4f}->{d['ece_after']:.4f} "
+                  f"{m['ece_before']:7.4f}->{m['ece_after']:.4f} "
+                  f"{m['nll_before']:7.4f}->{m['nll_after']:.4f}")
+    print(f"wrote {model_dir / 'calibration.json'}"
+          + (f" and {model_dir / out['figure']}" if out.get("figure") else ""))
+    if card and not args.no_card:
+        card["calibration"] = calibration_summary(out)
+        for v, m in card.get("metrics", {}).items():
+            if v in out["temperatures"]:
+                m["calibration"] = {
+                    "temperature": out["temperatures"][v],
+                    "ece_bins": out["ece_bins"],
+                    **{h: {"ece_uncalibrated": out["validation"][v][h]["ece_before"],
+                           "ece": out["validation"][v][h]["ece_after"]}
+                       for h in out["temperatures"][v]},
+                }
+        write_card(model_dir, card)
+        print(f"card updated in {model_dir}")
+    return 0
+

@@ -3,6 +3,8 @@
 Each head is scored on its own split: the topic head on ``topic_valid``, the sentiment head
 on ``sent_valid``. Runs through :class:`~sentimon.model.inference.SentimentModel` on the CPU
 provider, i.e. the very code path the scorer uses (normalisation, truncation, batching).
+Calibration is reported as top-label ECE (15 bins) with ``T = 1`` and with the directory's
+fitted temperatures (``calibration.json``; equal when there is none).
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from sentimon.model.calibration import ECE_BINS, ece, softmax
 from sentimon.model.data import load_sentiment, load_topic
 from sentimon.model.inference import SentimentModel, onnx_file
 from sentimon.model.labels import SENTIMENTS, TOPICS
@@ -73,6 +78,17 @@ def evaluate_dir(
         topic_logits, _ = model.logits([r.text for r in topic_rows], batch_size=batch_size)
         _, sent_logits = model.logits([r.text for r in sent_rows], batch_size=batch_size)
         seconds = time.monotonic() - t0
+        calibration: dict[str, Any] = {"temperature": dict(model.temperatures),
+                                       "ece_bins": ECE_BINS}
+        for head, logits, labels in (
+            ("topic", topic_logits, [r.topic for r in topic_rows]),
+            ("sentiment", sent_logits, [r.sentiment for r in sent_rows]),
+        ):
+            y = np.asarray(labels)
+            calibration[head] = {
+                "ece_uncalibrated": round(ece(softmax(logits), y), 5),
+                "ece": round(ece(softmax(logits, model.temperatures[head]), y), 5),
+            }
         result["variants"][variant] = {
             "topic": classification_report(
                 [r.topic for r in topic_rows], topic_logits.argmax(-1), TOPICS
@@ -80,6 +96,7 @@ def evaluate_dir(
             "sentiment": classification_report(
                 [r.sentiment for r in sent_rows], sent_logits.argmax(-1), SENTIMENTS
             ),
+            "calibration": calibration,
             "provider": model.provider,
             "seconds": round(seconds, 2),
             "texts_per_second": round((len(topic_rows) + len(sent_rows)) / max(seconds, 1e-9), 1),
@@ -88,13 +105,19 @@ def evaluate_dir(
 
 
 def summary_table(result: dict[str, Any]) -> str:
-    """A plain-text table: variant, head, accuracy, macro-F1, rows, speed."""
-    lines = [f"{'variant':8} {'head':10} {'accuracy':>9} {'macro-F1':>9} {'rows':>6} {'texts/s':>8}"]
+    """A plain-text table: variant, head, accuracy, macro-F1, ECE (T = 1 and calibrated),
+    the head's temperature, rows, speed."""
+    lines = [f"{'variant':8} {'head':10} {'accuracy':>9} {'macro-F1':>9} {'ECE T=1':>8} "
+             f"{'ECE':>7} {'T':>5} {'rows':>6} {'texts/s':>8}"]
     for variant, r in result["variants"].items():
         for head in ("topic", "sentiment"):
             m = r[head]
+            c = r.get("calibration", {})
+            e = c.get(head, {"ece_uncalibrated": float("nan"), "ece": float("nan")})
+            t = c.get("temperature", {}).get(head, float("nan"))
             lines.append(
                 f"{variant:8} {head:10} {m['accuracy']:9.4f} {m['macro_f1']:9.4f} "
+                f"{e['ece_uncalibrated']:8.4f} {e['ece']:7.4f} {t:5.2f} "
                 f"{m['n']:6d} {r['texts_per_second']:8.0f}"
             )
     return "\n".join(lines)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sentimon.model.calibration import HEADS, temperatures_for
 from sentimon.model.labels import SENTIMENTS, TOPICS
 from sentimon.model.providers import CUDA, VARIANTS, gpu_present, select_provider
 from sentimon.model.text import load_tokenizer, normalize, pad_batch
@@ -45,15 +46,20 @@ class Prediction:
     score: float  # P(positive) - P(negative), in [-1, 1]
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float64)
+def _softmax(x: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    x = x.astype(np.float64) / temperature
     x = x - x.max(axis=-1, keepdims=True)
     e = np.exp(x)
     return e / e.sum(axis=-1, keepdims=True)
 
 
 class SentimentModel:
-    """A loaded two-head ONNX model; thread-safe for concurrent :meth:`predict` calls on CPU."""
+    """A loaded two-head ONNX model; thread-safe for concurrent :meth:`predict` calls on CPU.
+
+    Probabilities are temperature-scaled per head with ``temperatures`` (from the
+    directory's ``calibration.json``; 1.0 for a head or directory without one), so
+    ``P(negative)`` means what it says; :meth:`logits` stays raw.
+    """
 
     name: str
     version: str
@@ -69,6 +75,7 @@ class SentimentModel:
         variant: str,
         max_length: int,
         path: Path,
+        temperatures: Mapping[str, float] | None = None,
     ) -> None:
         self._session = session
         self._tokenizer = tokenizer
@@ -76,6 +83,8 @@ class SentimentModel:
         self.variant = variant
         self.max_length = max_length
         self.path = path
+        self.temperatures: dict[str, float] = {h: 1.0 for h in HEADS}
+        self.temperatures.update(temperatures or {})
         meta = dict(session.get_modelmeta().custom_metadata_map)
         self.metadata: dict[str, str] = meta
         self.name = meta.get(META_PREFIX + "name", path.parent.name)
@@ -113,12 +122,14 @@ class SentimentModel:
         max_length: int = 128,
         threads: int = 0,
         thread_spinning: bool = False,
+        calibrated: bool = True,
     ) -> SentimentModel:
         """Load a release/export directory; ``device``/``variant`` as in ``ModelSettings``.
 
         ``variant="auto"`` takes fp16 on CUDA and int8 on CPU, falling back to another
         variant present in the directory (int8 -> fp32 -> fp16) if the preferred one is not.
         ``thread_spinning`` as ``ModelSettings.thread_spinning`` (off: idle threads sleep).
+        ``calibrated=False`` ignores ``calibration.json`` (T = 1; for refitting it).
         """
         import onnxruntime as ort
 
@@ -152,16 +163,18 @@ class SentimentModel:
             providers = [(CUDA, {"device_id": 0}), "CPUExecutionProvider"]
         session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         tokenizer = load_tokenizer(model_dir / "tokenizer.json", max_length)
+        temps = temperatures_for(model_dir, chosen) if calibrated else None
         model = cls(
-            session, tokenizer, provider=provider, variant=chosen, max_length=max_length, path=path
+            session, tokenizer, provider=provider, variant=chosen, max_length=max_length,
+            path=path, temperatures=temps,
         )
         if provider == CUDA:
             # cuDNN/cuBLAS pick kernels per shape on first use; pay that at load, not on the
             # first real batch, for a range of typical shapes.
             for n in (1, 8, 64):
                 model.predict(["warm up " * (k % 40) for k in range(n)], batch_size=64)
-        log.info("model %s %s on %s (%s) from %s", model.name, model.version, provider,
-                 chosen, path)
+        log.info("model %s %s on %s (%s) from %s, temperatures %s", model.name, model.version,
+                 provider, chosen, path, model.temperatures)
         return model
 
     @classmethod
@@ -228,8 +241,8 @@ class SentimentModel:
         topic_logits, sent_logits = self.logits(
             texts, batch_size=batch_size, sort_by_length=sort_by_length
         )
-        tp = _softmax(topic_logits)
-        sp = _softmax(sent_logits)
+        tp = _softmax(topic_logits, self.temperatures["topic"])
+        sp = _softmax(sent_logits, self.temperatures["sentiment"])
         out: list[Prediction] = []
         for i in range(len(texts)):
             k = int(tp[i].argmax())

@@ -28,6 +28,15 @@ def test_card_metrics_reproduced_on_int8():
     for head in ("topic", "sentiment"):
         for key in ("accuracy", "macro_f1"):
             assert m[head][key] == pytest.approx(expected[head][key], abs=TOLERANCE), (head, key)
+    # The card's calibration (fitted on dev) is what evaluate measures with the shipped
+    # temperatures, and it lowers the ECE of both heads on the validation splits.
+    cal = card["calibration"]["validation"]["int8"]
+    assert m["calibration"]["temperature"] == card["calibration"]["temperatures"]["int8"]
+    for head in ("topic", "sentiment"):
+        c = m["calibration"][head]
+        assert c["ece"] == pytest.approx(cal[head]["ece_after"], abs=1e-4), head
+        assert c["ece_uncalibrated"] == pytest.approx(cal[head]["ece_before"], abs=1e-4), head
+        assert c["ece"] < c["ece_uncalibrated"], head
 
 
 def test_card_records_export_checks():
