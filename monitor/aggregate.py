@@ -1,9 +1,9 @@
 """Per-topic, per-ticker and market figures from scored records, in event time.
 
 :class:`Aggregator` is pure logic (no Kafka, no HTTP): feed it :class:`ScoredRecord` s with
-:meth:`Aggregator.add`, read figures with :meth:`Aggregator.snapshot`. Duplicated ids are
-counted once; records older than the baseline window are counted in ``too_old`` and
-otherwise ignored.
+:meth:`Aggregator.add`, read figures with :meth:`Aggregator.snapshot` and the change
+detector's verdicts with :meth:`Aggregator.detect`. Duplicated ids are counted once; records
+older than the history are counted in ``too_old`` and otherwise ignored.
 """
 
 from __future__ import annotations
@@ -13,7 +13,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
+from sentimon.config import MonitorSettings
+from sentimon.monitor.baseline import Baseline, MarketFit, fit_market, fit_series
 from sentimon.monitor.dedup import Deduplicator
+from sentimon.monitor.detector import RISE_MULTIPLES, Detection, log_sr, threshold
+from sentimon.monitor.history import EventHistory
 from sentimon.monitor.records import ScoredRecord
 from sentimon.monitor.spike import UNINFORMED_PRIOR, SpikeResult, SpikeRule, evaluate, smoothed_share
 from sentimon.monitor.windows import Counts, Key, SlidingWindows
@@ -32,12 +36,30 @@ class Outcome(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class DetectorConfig:
+    """The change detector's settings (``monitor.*`` in the configuration)."""
+
+    false_alerts_per_day_topics: float = 1.0  # shared by every topic series and the market
+    false_alerts_per_day_tickers: float = 1.0  # shared by the watchlist tickers
+    horizon_s: float = 3_600.0  # how far back a change may have begun
+    slot_s: float = 900.0  # baseline resolution
+    history_s: float = 7 * 86_400.0  # how much history the baselines see
+    soft: bool = True  # expected negatives from P(negative); False: count argmax labels
+    rises: tuple[float, ...] = RISE_MULTIPLES
+
+
+NO_DETECTION = Detection(evidence=0.0, threshold=float("inf"), expected=0.0, observed=0.0,
+                         rise=RISE_MULTIPLES[0], has_baseline=False)
+
+
+@dataclass(frozen=True, slots=True)
 class SeriesFigures:
-    """Figures of one series: short window, baseline without the short window, spike."""
+    """Figures of one series: short window, baseline without the short window, detector."""
 
     short: Counts
     baseline: Counts
-    spike: SpikeResult
+    spike: SpikeResult  # the z statistic of the short-window share (shown, not alerted on)
+    detection: Detection = NO_DETECTION
 
 
 @dataclass(frozen=True)
@@ -70,6 +92,7 @@ class Aggregator:
         dedup_capacity: int,
         buckets_per_short_window: int = 60,
         max_topics: int = MAX_TOPICS,
+        detector: DetectorConfig | None = None,
     ) -> None:
         self.baseline_window_s = baseline_window_s
         self.windows = SlidingWindows(
@@ -78,6 +101,15 @@ class Aggregator:
             buckets_per_short_window=buckets_per_short_window,
         )
         self.watchlist = frozenset(t.strip().upper() for t in watchlist if t.strip())
+        self.detector = detector if detector is not None else DetectorConfig()
+        self.history = EventHistory(
+            bucket_s=self.windows.bucket_s, horizon_s=self.detector.horizon_s,
+            slot_s=self.detector.slot_s,
+            history_s=max(self.detector.history_s, baseline_window_s))
+        # Everything a record can still change lies within this span behind the watermark.
+        self.memory_s = max(baseline_window_s, self.history.history_slots * self.history.slot_s)
+        self._fits: dict[Key, tuple[tuple[int, int], Baseline]] = {}
+        self._market_fit: tuple[tuple[int, int], MarketFit | None] | None = None
         self.rule = rule
         self.dedup = Deduplicator(capacity=dedup_capacity)
         self.max_topics = max_topics
@@ -88,9 +120,26 @@ class Aggregator:
         self.malformed: Counter[str] = Counter()
         self.last_event: dict[str, float] = {}
 
+    @classmethod
+    def from_settings(cls, m: MonitorSettings) -> Aggregator:
+        """The aggregator a monitor daemon (or a backtest) runs with ``monitor.*`` settings."""
+        return cls(
+            short_window_s=m.short_window_s,
+            baseline_window_s=m.baseline_window_s,
+            watchlist=m.watchlist,
+            rule=SpikeRule(spike_z=m.spike_z, min_volume=m.min_volume, min_lift=m.min_lift,
+                           min_baseline_volume=m.min_baseline_volume),
+            dedup_capacity=m.dedup_capacity,
+            detector=DetectorConfig(
+                false_alerts_per_day_topics=m.false_alerts_per_day_topics,
+                false_alerts_per_day_tickers=m.false_alerts_per_day_tickers,
+                horizon_s=m.detection_horizon_s, slot_s=m.baseline_slot_s,
+                history_s=m.history_s, soft=m.evidence == "probability"),
+        )
+
     def add(self, rec: ScoredRecord, *, count: bool = True) -> Outcome:
         """Aggregate one record. ``count=False`` updates figures but no counter (a replay)."""
-        if self.windows.too_old(rec.ts):
+        if self.history.too_old(rec.ts):
             self.too_old += count
             return Outcome.TOO_OLD
         topic_key = ("topic", rec.topic)
@@ -103,11 +152,13 @@ class Aggregator:
             return Outcome.DUPLICATE
         keys = [MARKET, topic_key]
         keys.extend(("ticker", t) for t in rec.tickers if t in self.watchlist)
-        self.windows.add(rec.ts, keys, negative=rec.sentiment == "negative",
+        negative = rec.sentiment == "negative"
+        self.windows.add(rec.ts, keys, negative=negative,
                          positive=rec.sentiment == "positive", score=rec.score)
+        self.history.add(rec.ts, keys, p_negative=rec.p_negative, negative=negative)
         wm = self.windows.watermark
         if wm is not None:
-            self.dedup.expire(wm - self.baseline_window_s)
+            self.dedup.expire(wm - self.memory_s)
         if count:
             self.records[rec.kind] += 1
         if rec.ts > self.last_event.get(rec.kind, float("-inf")):
@@ -120,10 +171,89 @@ class Aggregator:
     def _topic_count(self) -> int:
         return sum(1 for family, _ in self.windows if family == "topic")
 
+    def advance_to(self, ts: float) -> None:
+        """Move the watermark to event time ``ts`` without a record (live streams gone quiet)."""
+        if self.windows.watermark is not None and ts <= self.windows.watermark:
+            return
+        self.windows.advance_to(ts)
+        self.history.advance(self.history.bucket_of(ts))
+
     def reset(self) -> None:
         """Forget windows and remembered ids (before re-reading the records); keep counters."""
         self.windows.reset()
+        self.history.reset()
         self.dedup.clear()
+        self._fits.clear()
+        self._market_fit = None
+
+    # -- the change detector -------------------------------------------------------------
+
+    def thresholds(self) -> dict[str, float]:
+        """log A per family: topics (the market shares their budget) and tickers."""
+        n_topics = sum(1 for family, _ in self.history.series() if family == "topic")
+        cfg, bucket_s = self.detector, self.history.bucket_s
+        topic = threshold(false_alerts_per_day=cfg.false_alerts_per_day_topics,
+                          n_series=n_topics + 1, bucket_s=bucket_s)
+        return {
+            "topic": topic,
+            "market": topic,
+            "ticker": threshold(false_alerts_per_day=cfg.false_alerts_per_day_tickers,
+                                n_series=max(1, len(self.watchlist)), bucket_s=bucket_s),
+        }
+
+    def _market(self) -> MarketFit | None:
+        stamp = (self.history.baseline_end_slot(), self.history.late_version)
+        if self._market_fit is None or self._market_fit[0] != stamp:
+            self._market_fit = (stamp, fit_market(self.history, MARKET, end_slot=stamp[0],
+                                                  soft=self.detector.soft))
+            self._fits.clear()
+        return self._market_fit[1]
+
+    def baseline(self, key: Key) -> Baseline | None:
+        """The fitted baseline of ``key`` at the watermark (None before enough history)."""
+        market = self._market()
+        if market is None:
+            return None
+        if key == MARKET:
+            return market.baseline
+        stamp = (self.history.baseline_end_slot(), self.history.late_version)
+        cached = self._fits.get(key)
+        if cached is None or cached[0] != stamp:
+            family = key[0]
+            size = (len(self.watchlist) if family == "ticker"
+                    else sum(1 for f, _ in self.history.series() if f == family))
+            cached = self._fits[key] = (stamp, fit_series(
+                self.history, key, market, family_size=size, soft=self.detector.soft))
+        return cached[1]
+
+    def detect(self, keys: Iterable[Key] | None = None) -> dict[Key, Detection]:
+        """The detector's verdict per series at the watermark (every series by default)."""
+        out: dict[Key, Detection] = {}
+        thresholds = self.thresholds()
+        h = self.history
+        short = self.windows.short_buckets
+        for key in (h.series() if keys is None else keys):
+            base = self.baseline(key)
+            buckets, _, x = h.window(key, soft=self.detector.soft)
+            if base is None or len(buckets) == 0:
+                out[key] = NO_DETECTION
+                continue
+            mu = base.expected(buckets, bucket_s=h.bucket_s, slot_s=h.slot_s)
+            evidence, rise = log_sr(x, mu, rises=self.detector.rises)
+            out[key] = Detection(evidence=evidence, threshold=thresholds[key[0]],
+                                 expected=float(mu[-short:].sum()),
+                                 observed=float(x[-short:].sum()), rise=rise)
+        return out
+
+    def legacy(self, key: Key, *, prior: float | None = None) -> SpikeResult:
+        """The z statistic of ``key``'s short-window share (the statistic before the detector)."""
+        short, base = self.windows.figures(key)
+        if prior is None:
+            _, m_base = self.windows.figures(MARKET)
+            prior = smoothed_share(m_base.negative, m_base.n, prior=UNINFORMED_PRIOR)
+        return evaluate(n_short=short.n, neg_short=short.negative, n_base=base.n,
+                        neg_base=base.negative,
+                        prior=UNINFORMED_PRIOR if key == MARKET else prior, rule=self.rule)
 
     def snapshot(self) -> Snapshot:
         """Current figures of every series that has records in the baseline window."""
@@ -133,14 +263,12 @@ class Aggregator:
         topics: dict[str, SeriesFigures] = {}
         tickers: dict[str, SeriesFigures] = {}
         market: SeriesFigures | None = None
+        detections = self.detect()
         for key in self.windows:
             kind, name = key
             short, base = self.windows.figures(key)
-            fig = SeriesFigures(short, base, evaluate(
-                n_short=short.n, neg_short=short.negative, n_base=base.n,
-                neg_base=base.negative, prior=UNINFORMED_PRIOR if key == MARKET else prior,
-                rule=self.rule,
-            ))
+            fig = SeriesFigures(short, base, self.legacy(key, prior=prior),
+                                detections.get(key, NO_DETECTION))
             if kind == "topic":
                 topics[name] = fig
             elif kind == "ticker":

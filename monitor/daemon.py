@@ -29,7 +29,6 @@ from sentimon.kafka import GracefulStop, JoinWatch, consumer_lag, make_consumer,
 from sentimon.monitor.aggregate import MARKET, Aggregator, Snapshot
 from sentimon.monitor.collector import MonitorCollector
 from sentimon.monitor.records import MalformedRecord, parse_scored
-from sentimon.monitor.spike import SpikeRule
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +73,7 @@ class Monitor:
         self.stop = stop if stop is not None else GracefulStop()
         self.clock = clock
         self.future_tolerance_s = future_tolerance_s
-        self.aggregator = Aggregator(
-            short_window_s=m.short_window_s,
-            baseline_window_s=m.baseline_window_s,
-            watchlist=m.watchlist,
-            rule=SpikeRule(spike_z=m.spike_z, min_volume=m.min_volume, min_lift=m.min_lift,
-                           min_baseline_volume=m.min_baseline_volume),
-            dedup_capacity=m.dedup_capacity,
-        )
+        self.aggregator = Aggregator.from_settings(m)
         self.registry = CollectorRegistry()
         self.registry.register(MonitorCollector(self.snapshot))
         ProcessCollector(registry=self.registry)

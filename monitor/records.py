@@ -40,6 +40,12 @@ class ScoredRecord:
     sentiment: str
     score: float
     tickers: tuple[str, ...] = ()
+    #: The model's P(negative); records without ``sentiment_probs`` count their label (0 or 1).
+    p_negative: float = -1.0
+
+    def __post_init__(self) -> None:
+        if self.p_negative < 0.0:
+            object.__setattr__(self, "p_negative", 1.0 if self.sentiment == "negative" else 0.0)
 
 
 def parse_time(value: object) -> float:
@@ -89,10 +95,19 @@ def parse_scored(raw: bytes | None) -> ScoredRecord:
     tickers = data.get("tickers", [])
     if not isinstance(tickers, list) or not all(isinstance(t, str) for t in tickers):
         raise MalformedRecord("bad_tickers", f"tickers must be a list of strings, got {tickers!r}")
+    p_negative = -1.0
+    probs = data.get("sentiment_probs")
+    if probs is not None:
+        value = probs.get("negative") if isinstance(probs, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not 0.0 <= value <= 1.0:
+            raise MalformedRecord("bad_probs",
+                                  f"sentiment_probs.negative must be in [0, 1], got {value!r}")
+        p_negative = float(value)
     symbols = tuple(dict.fromkeys(
         t.strip().upper() for t in tickers if t.strip() and len(t.strip()) <= MAX_TICKER_CHARS
     ))
     return ScoredRecord(
         id=rec_id, ts=ts, kind=kind, topic=topic, sentiment=sentiment, score=float(score),
-        tickers=symbols,
+        tickers=symbols, p_negative=p_negative,
     )

@@ -139,6 +139,12 @@ class SlidingWindows:
                     ring.short[i] += vals[i]
         return True
 
+    def advance_to(self, ts: float) -> None:
+        """Move the watermark to ``ts`` without a record (never back)."""
+        if self.watermark is None or ts > self.watermark:
+            self._advance(self.bucket_of(ts))
+            self.watermark = ts
+
     def _advance(self, new: int) -> None:
         old = self._watermark_bucket
         self._watermark_bucket = new if old is None else max(old, new)

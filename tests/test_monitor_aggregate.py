@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sentimon.monitor.aggregate import Aggregator, Outcome
+from sentimon.monitor.aggregate import Aggregator, DetectorConfig, Outcome
 from sentimon.monitor.records import ScoredRecord
 from sentimon.monitor.spike import SpikeRule
 
@@ -15,6 +15,8 @@ def agg(**over: object) -> Aggregator:
     opts: dict[str, object] = dict(
         short_window_s=60, baseline_window_s=600, watchlist=["AAPL", "tsla"],
         rule=SpikeRule(spike_z=3.0, min_volume=30, min_lift=0.15), dedup_capacity=10_000,
+        # History as long as the baseline window: "too old" means older than both.
+        detector=DetectorConfig(horizon_s=60, slot_s=60, history_s=600),
     )
     opts.update(over)
     return Aggregator(**opts)
@@ -112,3 +114,48 @@ def test_watchlist_is_case_insensitive_and_bounded() -> None:
     for i in range(100):
         a.add(rec(i, T0, tickers=(f"RND{i}", "TSLA")))
     assert set(a.snapshot().tickers) == {"TSLA"}
+
+
+def _stream(n: int, seed: int) -> list[ScoredRecord]:
+    import random
+
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        ts = T0 + rnd.uniform(0, 6 * 3600)
+        p = rnd.random()
+        out.append(ScoredRecord(
+            id=f"s{i}", ts=ts, kind="news", topic=rnd.choice(["Earnings", "Macro", "Fed"]),
+            sentiment="negative" if p > 0.7 else "neutral", score=-p, p_negative=p,
+            tickers=("AAPL",) if rnd.random() < 0.3 else ()))
+    return out
+
+
+def _detector_agg() -> Aggregator:
+    return Aggregator(short_window_s=900, baseline_window_s=3600, watchlist=["AAPL"],
+                      rule=SpikeRule(), dedup_capacity=10_000,
+                      detector=DetectorConfig(horizon_s=1800, slot_s=900, history_s=86400))
+
+
+def test_detections_do_not_depend_on_record_order() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    records = _stream(600, seed=1)
+    ref = _detector_agg()
+    for r in sorted(records, key=lambda r: r.ts):
+        ref.add(r)
+    expected = ref.detect()
+    assert any(d.has_baseline for d in expected.values())
+
+    @settings(max_examples=15, deadline=None)
+    @given(st.permutations(records), st.integers(0, 3))
+    def check(order: list[ScoredRecord], dup: int) -> None:
+        a = _detector_agg()
+        for r in order:
+            a.add(r)
+        for r in order[:dup]:
+            a.add(r)  # a redelivery changes nothing
+        assert a.detect() == expected
+
+    check()

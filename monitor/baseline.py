@@ -1,0 +1,160 @@
+"""Baselines: the negatives a series is expected to carry in a bucket, at that time of day.
+
+Fitted from the coarse slots of :class:`~sentimon.monitor.history.EventHistory` that lie
+wholly before the detection horizon (so a surge in progress never raises its own baseline):
+
+- **Observed time.** Slots count as exposure from the market's first record on, except
+  runs of :data:`OUTAGE_SLOTS` or more slots without a single market record: an outage of
+  the whole stream lowers no rate, while a quiet quarter-hour at night still counts.
+- **Time of day.** The market's records per slot by hour of day, divided by its mean, give
+  24 factors, each shrunk toward 1 with :data:`TOD_PRIOR_RECORDS` pseudo-records (an hour
+  seen with few records borrows from the day). Every series uses the market's shape: a topic with 20 records a day
+  has no shape of its own to estimate.
+- **Rate.** A series' records per slot at an average hour: its records over its
+  time-of-day-weighted exposure, with a gamma prior worth :data:`RATE_PRIOR_RECORDS`
+  records at an equal share of the market (a new, thin series is neither silent nor
+  alarmed by its first record).
+- **Share.** Negative mass per record, shrunk toward the parent's share (market for topics
+  and tickers; 1/3 for the market) with :data:`SHARE_PRIOR_RECORDS` pseudo-records.
+- **Robust to past surges.** After a first fit, slots whose negatives exceed the fit's
+  expectation by more than ``4 sqrt(m) + 2`` are left out and the fit is repeated: a burst
+  that was alerted on (or missed) does not inflate the baseline that judges the next one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sentimon.monitor.history import EventHistory
+from sentimon.monitor.windows import SCORE_UNITS, Key
+
+TOD_PRIOR_RECORDS = 5.0
+RATE_PRIOR_RECORDS = 2.0
+SHARE_PRIOR_RECORDS = 20.0
+#: This many consecutive slots without any market record are an outage, not a quiet spell.
+OUTAGE_SLOTS = 4
+#: Observed slots of history needed before a series can alarm (1 hour at 15-minute slots).
+MIN_HISTORY_SLOTS = 4
+#: A slot is an outlier when its negatives exceed ``m + OUTLIER_Z sqrt(m) + OUTLIER_ADD``.
+OUTLIER_Z, OUTLIER_ADD = 4.0, 2.0
+HOURS = 24
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Expected records and negative share of one series, by hour of day."""
+
+    rate: float  # records per slot at an average hour
+    share: float  # negative mass per record
+    tod: np.ndarray  # 24 factors of the rate by hour of day (UTC)
+    slots: int  # observed slots of history behind the fit
+    excluded: int  # slots left out as outliers
+
+    def expected(self, buckets: np.ndarray, *, bucket_s: float, slot_s: float) -> np.ndarray:
+        """Expected negatives in each of ``buckets`` (absolute bucket numbers)."""
+        hours = ((buckets * bucket_s) % 86_400 // 3_600).astype(np.int64)
+        return self.rate * self.tod[hours] * self.share * (bucket_s / slot_s)
+
+
+@dataclass(frozen=True)
+class MarketFit:
+    """What every series borrows from the market: observed slots, time of day, share."""
+
+    observed: np.ndarray  # slot numbers in which the market had records
+    hours: np.ndarray  # hour of day of each observed slot
+    tod: np.ndarray
+    rate: float  # market records per observed slot
+    share: float
+    baseline: Baseline
+
+
+def _hours(slots: np.ndarray, slot_s: float) -> np.ndarray:
+    return ((slots * slot_s) % 86_400 // 3_600).astype(np.int64)
+
+
+def _sums(history: EventHistory, key: Key, observed: np.ndarray, *,
+          soft: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Records and negatives of ``key`` in each observed slot."""
+    slots = history.coarse.get(key, {})
+    n = np.zeros(len(observed))
+    x = np.zeros(len(observed))
+    for i, s in enumerate(observed.tolist()):
+        acc = slots.get(s)
+        if acc is not None:
+            n[i] = acc[0]
+            x[i] = acc[2] / SCORE_UNITS if soft else acc[1]
+    return n, x
+
+
+def _observed(seen: np.ndarray, end_slot: int) -> np.ndarray:
+    """Slots from the first seen one to ``end_slot``, less gaps of OUTAGE_SLOTS or more."""
+    if len(seen) == 0:
+        return seen
+    bounds = np.append(seen, end_slot)
+    parts = [np.arange(a, b if b - a <= OUTAGE_SLOTS else a + 1, dtype=np.int64)
+             for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
+    return np.concatenate(parts)
+
+
+def _outliers(x: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    return x > expected + OUTLIER_Z * np.sqrt(expected) + OUTLIER_ADD
+
+
+def _tod(n: np.ndarray, hours: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    mean = n[keep].mean() if keep.any() else 0.0
+    if mean <= 0:
+        return np.ones(HOURS)
+    counts = np.bincount(hours[keep], weights=n[keep], minlength=HOURS)
+    expected = np.bincount(hours[keep], minlength=HOURS) * mean
+    return (counts + TOD_PRIOR_RECORDS) / (expected + TOD_PRIOR_RECORDS)
+
+
+def fit_market(history: EventHistory, market: Key, *, end_slot: int,
+               soft: bool) -> MarketFit | None:
+    """Fit the market from slots before ``end_slot``; None with too little history."""
+    start = end_slot - history.history_slots
+    slots = history.coarse.get(market, {})
+    seen = np.array(sorted(s for s, acc in slots.items() if start <= s < end_slot and acc[0]),
+                    dtype=np.int64)
+    observed = _observed(seen, end_slot)
+    if len(observed) < MIN_HISTORY_SLOTS:
+        return None
+    hours = _hours(observed, history.slot_s)
+    n, x = _sums(history, market, observed, soft=soft)
+    keep = np.ones(len(observed), dtype=bool)
+    for _ in range(2):
+        tod = _tod(n, hours, keep)
+        weight = tod[hours]
+        rate = n[keep].sum() / weight[keep].sum()
+        share = (x[keep].sum() + SHARE_PRIOR_RECORDS / 3) / (n[keep].sum() + SHARE_PRIOR_RECORDS)
+        keep = ~_outliers(x, rate * weight * share)
+    base = Baseline(rate=float(rate), share=float(share), tod=tod, slots=len(observed),
+                    excluded=int((~keep).sum()))
+    return MarketFit(observed=observed, hours=hours, tod=tod, rate=float(n[keep].mean()),
+                     share=float(share), baseline=base)
+
+
+def fit_series(history: EventHistory, key: Key, market: MarketFit, *, family_size: int,
+               soft: bool) -> Baseline:
+    """Fit one series against the market's observed slots, time of day and share."""
+    n, x = _sums(history, key, market.observed, soft=soft)
+    weight = market.tod[market.hours]
+    prior_rate = market.rate / max(1, family_size)
+    keep = np.ones(len(n), dtype=bool)
+    for _ in range(2):
+        rate = (n[keep].sum() + RATE_PRIOR_RECORDS) / (
+            weight[keep].sum() + RATE_PRIOR_RECORDS / max(prior_rate, 1e-9))
+        share = (x[keep].sum() + SHARE_PRIOR_RECORDS * market.share) / (
+            n[keep].sum() + SHARE_PRIOR_RECORDS)
+        keep = ~_outliers(x, rate * weight * share)
+    return Baseline(rate=float(rate), share=float(share), tod=market.tod, slots=len(n),
+                    excluded=int((~keep).sum()))
+
+
+def expected_per_minute(base: Baseline, *, ts: float, slot_s: float) -> float:
+    """Expected negatives per minute at event time ``ts`` (for people and dashboards)."""
+    hour = int((ts % 86_400) // 3_600)
+    return float(base.rate * base.tod[hour] * base.share * 60.0 / slot_s)
+

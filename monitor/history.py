@@ -1,0 +1,156 @@
+"""What the detector remembers per series: fine buckets for detection, coarse slots for baselines.
+
+- **Fine buckets** (``bucket_s``, 15 s by default) over the detection horizon (1 h): a numpy
+  ring per series of record counts, negatives by label and negative mass (sum of
+  P(negative)). The detector reads them as arrays.
+- **Coarse slots** (``slot_s``, 15 min) over the history (7 days): the same three sums, from
+  which :mod:`sentimon.monitor.baseline` fits the time-of-day baseline.
+
+Both are keyed by absolute bucket/slot number, so a record lands in the same place whatever
+order records come in, and sums are integers (P(negative) in micro-units), so they never
+drift: everything derived from them is a function of the set of records alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+from sentimon.monitor.windows import SCORE_UNITS, Key
+
+#: Slot sums: records, negatives by label, negative mass in micro-units.
+Slot = list[int]
+
+
+class _Ring:
+    __slots__ = ("ids", "mass", "n", "neg")
+
+    def __init__(self, size: int) -> None:
+        self.ids = np.full(size, -1, dtype=np.int64)
+        self.n = np.zeros(size, dtype=np.int64)
+        self.neg = np.zeros(size, dtype=np.int64)
+        self.mass = np.zeros(size, dtype=np.int64)
+
+
+class EventHistory:
+    """Fine and coarse sums per series, sharing one event-time watermark."""
+
+    def __init__(self, *, bucket_s: float, horizon_s: float, slot_s: float,
+                 history_s: float) -> None:
+        if horizon_s < bucket_s or slot_s < bucket_s or history_s < slot_s:
+            raise ValueError("need bucket_s <= horizon_s, bucket_s <= slot_s <= history_s")
+        self.bucket_s = bucket_s
+        self.slot_s = slot_s
+        self.horizon = max(1, round(horizon_s / bucket_s))  # buckets
+        self.history_slots = max(1, math.ceil(history_s / slot_s))
+        self._fine: dict[Key, _Ring] = {}
+        self.coarse: dict[Key, dict[int, Slot]] = {}
+        self.watermark_bucket: int | None = None
+        #: Bumped when a record lands in a slot that baselines already cover: cached
+        #: baselines are stale.
+        self.late_version = 0
+        self._newest_slot: int | None = None
+
+    def bucket_of(self, ts: float) -> int:
+        return math.floor(ts / self.bucket_s)
+
+    def slot_of(self, ts: float) -> int:
+        return math.floor(ts / self.slot_s)
+
+    def add(self, ts: float, keys: Iterable[Key], *, p_negative: float, negative: bool) -> None:
+        """Count one record under every key (the caller has checked it is not too old)."""
+        bucket, slot = self.bucket_of(ts), self.slot_of(ts)
+        self.advance(bucket)
+        wm = self.watermark_bucket
+        assert wm is not None
+        mass = round(p_negative * SCORE_UNITS)
+        neg = int(negative)
+        in_fine = bucket > wm - self.horizon
+        pos = bucket % self.horizon
+        if slot < self.baseline_end_slot():
+            self.late_version += 1
+        for key in keys:
+            if in_fine:
+                ring = self._fine.get(key)
+                if ring is None:
+                    ring = self._fine[key] = _Ring(self.horizon)
+                if ring.ids[pos] != bucket:
+                    ring.ids[pos] = bucket
+                    ring.n[pos] = ring.neg[pos] = ring.mass[pos] = 0
+                ring.n[pos] += 1
+                ring.neg[pos] += neg
+                ring.mass[pos] += mass
+            slots = self.coarse.setdefault(key, {})
+            acc = slots.get(slot)
+            if acc is None:
+                slots[slot] = [1, neg, mass]
+            else:
+                acc[0] += 1
+                acc[1] += neg
+                acc[2] += mass
+
+    def baseline_end_slot(self) -> int:
+        """First slot not wholly before the horizon: baselines use the slots before it."""
+        wm = self.watermark_bucket
+        if wm is None:
+            return -(2**62)
+        return math.floor(((wm + 1) * self.bucket_s - self.horizon * self.bucket_s) / self.slot_s)
+
+    def too_old(self, ts: float) -> bool:
+        """True when ``ts`` falls before the history that ends at the watermark."""
+        wm = self.watermark_bucket
+        if wm is None:
+            return False
+        return self.slot_of(ts) <= self.slot_of(wm * self.bucket_s) - self.history_slots
+
+    def advance(self, bucket: int) -> None:
+        """Move the watermark to ``bucket`` (never back); forget slots past the history."""
+        if self.watermark_bucket is not None and bucket <= self.watermark_bucket:
+            return
+        self.watermark_bucket = bucket
+        slot = self.slot_of(bucket * self.bucket_s)
+        if self._newest_slot is None or slot > self._newest_slot:
+            self._newest_slot = slot
+            oldest = slot - self.history_slots
+            for key in list(self.coarse):
+                slots = self.coarse[key]
+                for s in [s for s in slots if s <= oldest]:
+                    del slots[s]
+                if not slots:
+                    del self.coarse[key]
+                    self._fine.pop(key, None)
+
+    def window(self, key: Key, *, soft: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(bucket numbers, records, negatives) over the horizon ending at the watermark.
+
+        Oldest first; ``soft`` gives the negative mass (sum of P(negative)), else the count
+        of negative labels. Buckets without records are zeros.
+        """
+        wm = self.watermark_bucket
+        if wm is None:
+            empty = np.zeros(0)
+            return empty.astype(np.int64), empty, empty
+        first = wm - self.horizon + 1
+        buckets = np.arange(first, wm + 1, dtype=np.int64)
+        n = np.zeros(self.horizon)
+        neg = np.zeros(self.horizon)
+        ring = self._fine.get(key)
+        if ring is not None:
+            valid = ring.ids >= first
+            at = ring.ids[valid] - first
+            n[at] = ring.n[valid]
+            neg[at] = ring.mass[valid] / SCORE_UNITS if soft else ring.neg[valid]
+        return buckets, n, neg
+
+    def series(self) -> list[Key]:
+        """Every series with records in the history."""
+        return list(self.coarse)
+
+    def reset(self) -> None:
+        self._fine.clear()
+        self.coarse.clear()
+        self.watermark_bucket = None
+        self._newest_slot = None
+        self.late_version += 1

@@ -1,0 +1,104 @@
+"""Baselines: time of day, robustness to past bursts, thin series borrowing from the market."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sentimon.monitor.baseline import fit_market, fit_series
+from sentimon.monitor.history import EventHistory
+
+T0 = 1_767_571_200.0  # a midnight, UTC
+MARKET = ("market", "")
+BUSY, THIN = ("topic", "Busy"), ("topic", "Thin")
+
+
+def history() -> EventHistory:
+    return EventHistory(bucket_s=15, horizon_s=3600, slot_s=900, history_s=7 * 86400)
+
+
+def add(h: EventHistory, ts: float, key: tuple[str, str], p: float) -> None:
+    h.add(ts, [MARKET, key], p_negative=p, negative=p >= 0.5)
+
+
+def day_night_stream(h: EventHistory, days: int = 3, *, thin_every: int = 0) -> None:
+    """Busy topic: 60 records an hour by day (8-20 UTC), 6 by night; 20 % negative."""
+    rng = np.random.default_rng(1)
+    i = 0
+    for d in range(days):
+        for hour in range(24):
+            n = 60 if 8 <= hour < 20 else 6
+            for ts in np.sort(rng.uniform(0, 3600, n)):
+                add(h, T0 + d * 86400 + hour * 3600 + ts, BUSY, 0.2)
+                i += 1
+                if thin_every and i % thin_every == 0:
+                    add(h, T0 + d * 86400 + hour * 3600 + ts + 1, THIN, 0.9)
+
+
+def test_rate_follows_the_time_of_day() -> None:
+    h = history()
+    day_night_stream(h)
+    market = fit_market(h, MARKET, end_slot=h.baseline_end_slot(), soft=True)
+    assert market is not None
+    base = fit_series(h, BUSY, market, family_size=1, soft=True)
+    noon = base.expected(np.array([int((T0 + 12 * 3600) / 15)]), bucket_s=15, slot_s=900)[0]
+    night = base.expected(np.array([int((T0 + 2 * 3600) / 15)]), bucket_s=15, slot_s=900)[0]
+    # 60 records an hour at 20 %: 12 negatives an hour, 0.05 per 15-second bucket.
+    assert noon == pytest.approx(0.05, rel=0.15)
+    assert night == pytest.approx(0.005, rel=0.3)
+    assert base.share == pytest.approx(0.2, abs=0.01)
+
+
+def test_a_past_burst_does_not_inflate_the_baseline() -> None:
+    clean, burst = history(), history()
+    day_night_stream(clean)
+    day_night_stream(burst)
+    for ts in np.linspace(T0 + 86400 + 10 * 3600, T0 + 86400 + 10 * 3600 + 600, 80):
+        add(burst, float(ts), BUSY, 0.95)
+    fits = []
+    for h in (clean, burst):
+        market = fit_market(h, MARKET, end_slot=h.baseline_end_slot(), soft=True)
+        assert market is not None
+        fits.append(fit_series(h, BUSY, market, family_size=1, soft=True))
+    assert fits[1].excluded >= 1
+    assert fits[1].share == pytest.approx(fits[0].share, abs=0.01)
+    assert fits[1].rate == pytest.approx(fits[0].rate, rel=0.05)
+
+
+def test_a_thin_series_borrows_the_market_share() -> None:
+    h = history()
+    day_night_stream(h, thin_every=400)  # a handful of very negative records
+    market = fit_market(h, MARKET, end_slot=h.baseline_end_slot(), soft=True)
+    assert market is not None
+    thin = fit_series(h, THIN, market, family_size=2, soft=True)
+    raw_share = 0.9
+    assert market.share < thin.share < raw_share  # shrunk toward the market
+    assert thin.rate > 0
+
+
+def test_no_baseline_without_an_hour_of_history() -> None:
+    h = history()
+    add(h, T0, BUSY, 0.5)
+    add(h, T0 + 1800, BUSY, 0.5)
+    assert fit_market(h, MARKET, end_slot=h.baseline_end_slot(), soft=True) is None
+
+
+def test_an_outage_lowers_no_rate() -> None:
+    """Slots without any market record are not exposure: a dead stream is not a quiet one."""
+    full, gap = history(), history()
+    day_night_stream(full, days=2)
+    rng = np.random.default_rng(1)
+    for d in range(2):
+        for hour in range(24):
+            n = 60 if 8 <= hour < 20 else 6
+            for ts in np.sort(rng.uniform(0, 3600, n)):
+                if not (d == 0 and 9 <= hour < 15):  # six hours without data
+                    add(gap, T0 + d * 86400 + hour * 3600 + ts, BUSY, 0.2)
+    noon = np.array([int((T0 + 86400 + 12 * 3600) / 15)])
+    expected = []
+    for h in (full, gap):
+        market = fit_market(h, MARKET, end_slot=h.baseline_end_slot(), soft=True)
+        assert market is not None
+        base = fit_series(h, BUSY, market, family_size=1, soft=True)
+        expected.append(base.expected(noon, bucket_s=15, slot_s=900)[0])
+    assert expected[1] == pytest.approx(expected[0], rel=0.1)
