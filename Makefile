@@ -16,7 +16,7 @@ demo: setup
 
 test: setup-dev
 	$(VENV)/ruff check .
-	$(VENV)/python -m pytest
+	$(VENV)/python -m pytest --durations=15
 
 lint:
 	$(VENV)/ruff check .
