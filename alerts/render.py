@@ -1,9 +1,10 @@
 """Render the shipped Prometheus rules with the values that come from configuration.
 
 The rules live as plain YAML in ``alerts/rules/sentimon.yml`` (checked and unit-tested by
-promtool as they are). Two things in them are deployment choices, not code: how long a spike
-must hold before it fires (``alerts.spike_for``; the demo scales it down) and where the
-dashboard lives (``alerts.dashboard_url``). :func:`render_rules` sets exactly those.
+promtool as they are). Three things in them are deployment choices, not code: how long a
+spike must hold before it fires (``alerts.spike_for``), how long it keeps firing once the
+evidence drops (``alerts.spike_keep_firing_for``) and where the dashboard lives
+(``alerts.dashboard_url``). :func:`render_rules` sets exactly those.
 """
 
 from __future__ import annotations
@@ -50,8 +51,10 @@ def load_rules(path: Path = RULES_FILE) -> dict[str, Any]:
 
 
 def render_rules(settings: Settings, *, source: Path = RULES_FILE) -> str:
-    """The rules YAML with ``for:`` of the spike alerts and the dashboard link from ``settings``."""
+    """The rules YAML with the spike alerts' ``for:``, ``keep_firing_for:`` and dashboard link."""
     spike_for = check_duration(settings.alerts.spike_for, field="alerts.spike_for")
+    keep_for = check_duration(settings.alerts.spike_keep_firing_for,
+                              field="alerts.spike_keep_firing_for")
     data = load_rules(source)
     seen = set()
     for group in data["groups"]:
@@ -60,6 +63,7 @@ def render_rules(settings: Settings, *, source: Path = RULES_FILE) -> str:
             if label is None:
                 continue
             rule["for"] = spike_for
+            rule["keep_firing_for"] = keep_for
             rule.setdefault("annotations", {})["dashboard_url"] = dashboard_link(
                 settings.alerts.dashboard_url, label=label
             )

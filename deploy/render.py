@@ -17,9 +17,12 @@ from sentimon.config import Settings
 RECEIVER = "sentimon-notify"
 SLACK_RECEIVER = "sentimon-slack"
 
-#: Alerts that mean "the sentiment figures cannot be trusted right now".
-PIPELINE_BROKEN = ("ScorerDown", "MonitorDown", "NoDataFromSource")
-#: Alerts those inhibit: a spike computed from stale or missing data is noise.
+#: A monitor that cannot be scraped: its own spike figures cannot be trusted.
+MONITOR_BROKEN = ("MonitorDown",)
+#: Alerts it inhibits, on the same monitor instance only (``equal: [instance]``). A silent
+#: source or a dead scorer inhibits nothing: missing records can only lower the detector's
+#: evidence (fewer negatives than the baseline expects), never raise a false surge, and
+#: muting every topic would hide a real surge in the data still flowing.
 SPIKES = ("NegativeSentimentSpike", "TickerNegativeSpike")
 
 
@@ -104,8 +107,9 @@ def alertmanager_config(settings: Settings) -> dict[str, Any]:
         },
         "inhibit_rules": [
             {
-                "source_matchers": [f'alertname=~"{"|".join(PIPELINE_BROKEN)}"'],
+                "source_matchers": [f'alertname=~"{"|".join(MONITOR_BROKEN)}"'],
                 "target_matchers": [f'alertname=~"{"|".join(SPIKES)}"'],
+                "equal": ["instance"],
             }
         ],
         "receivers": receivers,

@@ -20,7 +20,7 @@ WINDOWS = ("short", "baseline")
 
 
 def _series_metrics(prefix: str, label: str, series: dict[str, SeriesFigures]) -> list[Metric]:
-    """The six metrics of one series family (``topic`` or ``ticker``)."""
+    """The metrics of one series family (``topic``, ``ticker`` or the market)."""
     what = f"per {label}" if label else "of the whole market"
     labels = [label, "window"] if label else ["window"]
     volume = GaugeMetricFamily(f"{prefix}_volume", f"Records in the window, {what}", labels=labels)
@@ -32,17 +32,36 @@ def _series_metrics(prefix: str, label: str, series: dict[str, SeriesFigures]) -
                              f"Mean score P(positive)-P(negative) in the window, {what}",
                              labels=labels)
     out: list[Metric] = [volume, neg, pos, mean]
-    zscore = spike = None
+    head_labels = [label] if label else []
+    evidence = GaugeMetricFamily(
+        f"{prefix}_evidence",
+        f"Detector evidence of a surge of negatives, log R in nats (alerts at the threshold), {what}",
+        labels=head_labels)
+    threshold = GaugeMetricFamily(
+        f"{prefix}_evidence_threshold",
+        f"Evidence at which the detector alarms, from the false-alerts-a-day budget, {what}",
+        labels=head_labels)
+    expected = GaugeMetricFamily(
+        f"{prefix}_expected_negatives",
+        f"Negatives the baseline expects over the short window at this time of day, {what}",
+        labels=head_labels)
+    observed = GaugeMetricFamily(
+        f"{prefix}_observed_negatives",
+        f"Negatives observed over the short window (sum of P(negative) or labels), {what}",
+        labels=head_labels)
+    spike = GaugeMetricFamily(
+        f"{prefix}_spike",
+        f"1 while the detector's evidence is at or above its threshold, {what}",
+        labels=head_labels)
+    out += [evidence, threshold, expected, observed, spike]
+    zscore = None
     if label:
         zscore = GaugeMetricFamily(
             f"{prefix}_spike_zscore",
-            f"z of the short-window negative share against the baseline share, {what}",
+            f"z of the short-window negative share against the baseline share (shown for "
+            f"comparison; alerts use the detector), {what}",
             labels=[label])
-        spike = GaugeMetricFamily(
-            f"{prefix}_spike",
-            f"1 when the short-window negative share is a spike (z, volume, lift), {what}",
-            labels=[label])
-        out += [zscore, spike]
+        out.append(zscore)
     for name in sorted(series):
         fig = series[name]
         head = [name] if label else []
@@ -52,9 +71,15 @@ def _series_metrics(prefix: str, label: str, series: dict[str, SeriesFigures]) -
                 neg.add_metric([*head, window], counts.negative_share or 0.0)
                 pos.add_metric([*head, window], counts.positive_share or 0.0)
                 mean.add_metric([*head, window], counts.mean_score or 0.0)
-        if zscore is not None and spike is not None:
+        d = fig.detection
+        if d.has_baseline:
+            evidence.add_metric(head, max(d.evidence, -1e3))
+            threshold.add_metric(head, d.threshold)
+            expected.add_metric(head, d.expected)
+            observed.add_metric(head, d.observed)
+        spike.add_metric(head, 1.0 if d.alarm else 0.0)
+        if zscore is not None:
             zscore.add_metric(head, fig.spike.z)
-            spike.add_metric(head, 1.0 if fig.spike.spike else 0.0)
     return out
 
 

@@ -310,7 +310,12 @@ class NotifySettings(_Section):
 class AlertSettings(_Section):
     """Values rendered into the Prometheus rules (SENTIMON_ALERTS__*)."""
 
-    spike_for: str = Field("10m", description="`for:` of spike alerts (SENTIMON_ALERTS__SPIKE_FOR).")
+    spike_for: str = Field(
+        "30s", description="`for:` of spike alerts; short, since the detector controls false "
+        "alarms (SENTIMON_ALERTS__SPIKE_FOR).")
+    spike_keep_firing_for: str = Field(
+        "10m", description="`keep_firing_for:` of spike alerts: one alert while the evidence "
+        "hovers at its threshold (SENTIMON_ALERTS__SPIKE_KEEP_FIRING_FOR).")
     dashboard_url: str = Field(
         "http://127.0.0.1:3000/d/sentimon-topics",
         description="Dashboard link in alert annotations (SENTIMON_ALERTS__DASHBOARD_URL).",

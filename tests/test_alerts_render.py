@@ -130,7 +130,7 @@ def test_promtool_unit_tests_pass_on_default_rendered_rules(tmp_path: Path) -> N
 
 @needs_promtool
 def test_scaled_down_spike_for_is_what_prometheus_evaluates(tmp_path: Path) -> None:
-    settings = Settings(alerts={"spike_for": "30s", "dashboard_url": "http://grafana:3000/d/t"})
+    settings = Settings(alerts={"spike_for": "20s", "dashboard_url": "http://grafana:3000/d/t"})
     (tmp_path / "rules.yml").write_text(render_rules(settings))
     assert promtool("check", "rules", tmp_path / "rules.yml").returncode == 0
     summary = (
@@ -156,10 +156,10 @@ def test_scaled_down_spike_for_is_what_prometheus_evaluates(tmp_path: Path) -> N
               - series: 'sentimon_topic_spike_zscore{{topic="Macro"}}'
                 values: '6x12'
             alert_rule_test:
-              - eval_time: 30s
+              - eval_time: 20s
                 alertname: NegativeSentimentSpike
                 exp_alerts: []
-              - eval_time: 40s
+              - eval_time: 30s
                 alertname: NegativeSentimentSpike
                 exp_alerts:
                   - exp_labels: {{severity: warning, topic: Macro}}
@@ -171,10 +171,14 @@ def test_scaled_down_spike_for_is_what_prometheus_evaluates(tmp_path: Path) -> N
                       baseline_share: "0.1000"
                       volume: "80.0000"
                       zscore: "6.0000"
+                      evidence: ""
+                      threshold: ""
+                      expected_negatives: ""
+                      observed_negatives: ""
         """))
     proc = promtool("test", "rules", tmp_path / "test.yml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    # The same series against the shipped 10m rule is still pending at 40s.
+    # The same series against the shipped 30s rule is still pending at 30s.
     shipped = (tmp_path / "test.yml").read_text().replace("rules.yml", str(RULES_FILE))
     (tmp_path / "shipped.yml").write_text(shipped)
     proc = promtool("test", "rules", tmp_path / "shipped.yml")
@@ -211,6 +215,10 @@ def test_dashboard_link_of_a_topic_with_a_space_is_url_encoded(tmp_path: Path) -
                       baseline_share: ""
                       volume: ""
                       zscore: ""
+                      evidence: ""
+                      threshold: ""
+                      expected_negatives: ""
+                      observed_negatives: ""
         """))
     proc = promtool("test", "rules", tmp_path / "test.yml")
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -63,11 +63,11 @@ def test_bad_timing_is_a_config_error() -> None:
         render_alertmanager(Settings(alerts={"group_wait": "half a minute"}))
 
 
-def test_spikes_are_inhibited_by_pipeline_failures() -> None:
+def test_spikes_are_inhibited_only_by_their_own_monitor_being_down() -> None:
     [rule] = alertmanager_config(Settings())["inhibit_rules"]
-    assert rule["source_matchers"] == ['alertname=~"ScorerDown|MonitorDown|NoDataFromSource"']
+    assert rule["source_matchers"] == ['alertname=~"MonitorDown"']
     assert rule["target_matchers"] == ['alertname=~"NegativeSentimentSpike|TickerNegativeSpike"']
-    assert "equal" not in rule  # the sources carry no topic label to match on
+    assert rule["equal"] == ["instance"]  # a silent source or another monitor mutes nothing
 
 
 def test_webhook_points_at_notify_with_the_secret_as_bearer() -> None:
@@ -188,8 +188,9 @@ def _post_alerts(am_url: str, alerts: list[dict]) -> None:
 
 @pytest.mark.integration
 def test_real_alertmanager_delivers_to_notify_and_inhibits_spikes(tmp_path: Path) -> None:
-    """Rendered config in a real Alertmanager: bearer secret accepted by the real receiver,
-    spike notifications held back while ScorerDown fires and delivered once it resolves."""
+    """Rendered config in a real Alertmanager: bearer secret accepted by the real receiver;
+    a spike of monitor m1 is held back while MonitorDown{instance=m1} fires and delivered
+    once it resolves, while a spike of monitor m2 and NoDataFromSource never hold anything."""
     import io
     import time
     from datetime import UTC, datetime
@@ -214,33 +215,44 @@ def test_real_alertmanager_delivers_to_notify_and_inhibits_spikes(tmp_path: Path
     try:
         stack.up(["alertmanager"], timeout_s=60)
         am = obs.alertmanager_url(settings)
-        scorer_down = {"labels": {"alertname": "ScorerDown", "job": "sentimon-scorer",
-                                  "severity": "critical"},
-                       "annotations": {"summary": "Scorer (no target) is down"}}
+        monitor_down = {"labels": {"alertname": "MonitorDown", "job": "sentimon-monitor",
+                                   "instance": "m1:19101", "severity": "critical"},
+                        "annotations": {"summary": "Monitor m1:19101 is down"}}
+        no_data = {"labels": {"alertname": "NoDataFromSource", "kind": "comment",
+                              "severity": "warning"},
+                   "annotations": {"summary": "No new comment records"}}
         spike = {"labels": {"alertname": "NegativeSentimentSpike", "topic": "Macro",
-                            "severity": "warning"},
+                            "instance": "m1:19101", "severity": "warning"},
                  "annotations": {"summary": "Negative sentiment spike on topic Macro"}}
-        _post_alerts(am, [scorer_down, spike])
+        other = {"labels": {"alertname": "NegativeSentimentSpike", "topic": "Earnings",
+                            "instance": "m2:19101", "severity": "warning"},
+                 "annotations": {"summary": "Negative sentiment spike on topic Earnings"}}
+        _post_alerts(am, [monitor_down, no_data, spike, other])
 
         def lines() -> list[str]:
             return out.getvalue().splitlines()
 
+        def seen(text: str) -> bool:
+            return any(text in line for line in lines())
+
         deadline = time.monotonic() + 30
-        while not any("ScorerDown" in line for line in lines()):
-            assert time.monotonic() < deadline, f"no ScorerDown notification; got {lines()}"
+        while not (seen("MonitorDown") and seen("topic=Earnings") and seen("NoDataFromSource")):
+            assert time.monotonic() < deadline, f"notifications missing; got {lines()}"
             time.sleep(0.2)
-        time.sleep(4)  # several group intervals: time enough for a spike to slip through
-        assert not any("NegativeSentimentSpike" in line for line in lines()), lines()
-        assert lines()[0].startswith("[FIRING] ScorerDown job=sentimon-scorer")
+        # The Earnings spike (monitor m2) went through; Macro's (m1) is held while m1 is down:
+        # watched for three more group intervals (1 s each), it does not come.
+        quiet_until = time.monotonic() + 3
+        while time.monotonic() < quiet_until:
+            assert not seen("topic=Macro"), lines()
+            time.sleep(0.1)
 
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        _post_alerts(am, [{**scorer_down, "endsAt": now}])
+        _post_alerts(am, [{**monitor_down, "endsAt": now}])
         deadline = time.monotonic() + 30
-        while not any("NegativeSentimentSpike" in line for line in lines()):
+        while not seen("topic=Macro"):
             assert time.monotonic() < deadline, f"spike never delivered; got {lines()}"
             time.sleep(0.2)
-        assert any(line.startswith("[RESOLVED] ScorerDown") for line in lines()), lines()
-        assert "[FIRING] NegativeSentimentSpike topic=Macro (warning)" in out.getvalue()
+        assert any(line.startswith("[RESOLVED] MonitorDown") for line in lines()), lines()
         rejected = receiver.metrics.rejected.labels(reason="unauthorized")._value.get()
         assert rejected == 0
     finally:

@@ -58,7 +58,9 @@ def test_exact_series_and_values() -> None:
     z = (1 - p_base) / (p_base * (1 - p_base) / 2) ** 0.5
     assert m[("sentimon_topic_spike_zscore", e)] == pytest.approx(z, rel=1e-12)
     assert z == pytest.approx(2.29, abs=0.01)
-    assert m[("sentimon_topic_spike", e)] == 1.0
+    # The z statistic is shown; alerts come from the detector, silent without history.
+    assert m[("sentimon_topic_spike", e)] == 0.0
+    assert ("sentimon_topic_evidence", e) not in m
     assert m[("sentimon_topic_spike", (("topic", "Macro"),))] == 0.0
     # Macro has no baseline records: share and mean series are absent, volume is 0.
     macro_base = (("topic", "Macro"), ("window", "baseline"))
@@ -100,3 +102,34 @@ def test_lag_readiness_and_malformed_reasons() -> None:
     assert m[("sentimon_monitor_malformed_records_total", (("reason", "not_json"),))] == 2
     assert m[("sentimon_monitor_ready", ())] == 0
     assert not any(name.startswith("sentimon_market_") for name, _ in m)  # no records yet
+
+
+def test_detector_series_match_the_aggregator() -> None:
+    """Evidence, threshold, expected and observed negatives, and spike, per series."""
+    from sentimon.monitor.aggregate import DetectorConfig
+
+    a = Aggregator(short_window_s=900, baseline_window_s=86_400, watchlist=["AAPL"],
+                   rule=SpikeRule(), dedup_capacity=100_000,
+                   detector=DetectorConfig(horizon_s=3600, slot_s=900, history_s=86_400))
+    i = 0
+    for minute in range(6 * 60):  # six hours, 4 records a minute, a quarter negative
+        for j in range(4):
+            neg = j == 0
+            a.add(ScoredRecord(id=str(i), ts=T0 + minute * 60 + j * 15, kind="news",
+                               topic="Earnings", sentiment="negative" if neg else "neutral",
+                               score=-0.8 if neg else 0.0, p_negative=0.8 if neg else 0.1))
+            i += 1
+    for k in range(60):  # then 60 strongly negative records in five minutes
+        a.add(ScoredRecord(id=f"b{k}", ts=T0 + 6 * 3600 + k * 5, kind="news", topic="Earnings",
+                           sentiment="negative", score=-0.9, p_negative=0.95))
+    d = a.detect()[("topic", "Earnings")]
+    assert d.alarm and d.observed > 3 * d.expected
+    m = scrape(a.snapshot())
+    e = (("topic", "Earnings"),)
+    assert m[("sentimon_topic_evidence", e)] == pytest.approx(d.evidence)
+    assert m[("sentimon_topic_evidence_threshold", e)] == pytest.approx(d.threshold)
+    assert m[("sentimon_topic_expected_negatives", e)] == pytest.approx(d.expected)
+    assert m[("sentimon_topic_observed_negatives", e)] == pytest.approx(d.observed)
+    assert m[("sentimon_topic_spike", e)] == 1.0
+    assert m[("sentimon_market_spike", ())] == 1.0
+    assert ("sentimon_market_evidence_threshold", ()) in m
