@@ -26,6 +26,7 @@ from typing import Any
 NEGATIVE_QUERY = 'sentimon_topic_negative_share{window="short"}'
 MEAN_QUERY = 'sentimon_topic_mean_score{window="short"}'
 VOLUME_QUERY = 'sentimon_topic_volume{window="short"}'
+PENDING_ALPHA, FIRING_ALPHA = 0.3, 0.9
 ALERT_QUERY = 'ALERTS{alertname="NegativeSentimentSpike"}'
 #: Points per series asked of Prometheus (it refuses more than 11,000).
 TARGET_POINTS = 400
@@ -157,8 +158,16 @@ def time_format(span_s: float) -> str:
 
 def render_report(*, prometheus_url: str, since_s: float, out: Path,
                   topics: list[str] | None = None, end: float | None = None,
-                  highlight: list[str] | None = None, min_volume: int = 30) -> ReportResult:
-    """Query Prometheus and write the PNG; raise :class:`ReportError` when there is no data."""
+                  highlight: list[str] | None = None, min_volume: int | None = None
+                  ) -> ReportResult:
+    """Query Prometheus and write the PNG; raise :class:`ReportError` when there is no data.
+
+    ``min_volume`` defaults to the configured ``monitor.min_volume`` (the detector's own).
+    """
+    if min_volume is None:
+        from sentimon.config import load_settings
+
+        min_volume = load_settings().monitor.min_volume
     data = fetch(prometheus_url, since_s=since_s, end=end)
     return draw(data, out=out, topics=topics, highlight=highlight, min_volume=min_volume,
                 source=prometheus_url)
@@ -170,9 +179,9 @@ def draw(data: ReportData, *, out: Path, topics: list[str] | None = None,
     """Write the PNG of ``data``.
 
     Topics that alerted in the range (and those in ``highlight``) are drawn in their own
-    colours and named; every other topic is a thin grey line. Alert windows are shaded in the
-    topic's colour (light while pending, stronger while firing), the start of each alert is
-    marked and labelled, and stretches where a topic's short window held fewer than
+    colours and named; every other topic is a thin grey line. Alert windows are bands in the
+    topic's colour along the bottom, one row per topic (light while pending, solid while
+    firing), the start of each alert is marked and labelled, and stretches where a topic's short window held fewer than
     ``min_volume`` records (too few for the detector) are drawn faint and dotted (left out
     for the grey topics).
     """
@@ -201,7 +210,9 @@ def draw(data: ReportData, *, out: Path, topics: list[str] | None = None,
     def when(ts: float) -> datetime:
         return datetime.fromtimestamp(ts, tz=UTC)
 
-    focus = [t for t in wanted if t in data.alerts or t in set(highlight or [])]
+    # Named topics first (they get the first colour), then the others that alerted.
+    focus = [t for t in highlight or [] if t in wanted]
+    focus += [t for t in wanted if t in data.alerts and t not in focus]
     palette = plt.get_cmap("tab10")
     colors = {t: palette(i % 10) for i, t in enumerate(focus)}
     fig, (ax_neg, ax_mean) = plt.subplots(2, 1, sharex=True, figsize=(12, 7.5),
@@ -232,29 +243,41 @@ def draw(data: ReportData, *, out: Path, topics: list[str] | None = None,
     firsts = [pts[0][0] for d in (neg, mean) for t, pts in d.items() if t in wanted and pts]
     x_lo = max(data.start, min(firsts, default=data.start) - data.step)
     alert_points = 0
+    starts = []
     for topic in focus:
         color = colors[topic]
         states = data.alerts.get(topic, [])
         alert_points += len(states)
+        row = len(starts)
         for first, last, state in alert_spans(states, step=data.step):
+            # A band of the topic's own colour along the bottom (one row per alerting topic,
+            # so overlapping alerts stay apart), and a faint wash over both panels.
+            ax_neg.axvspan(when(first), when(last + data.step), ymin=0.012 + 0.04 * row,
+                           ymax=0.042 + 0.04 * row, color=color, linewidth=0, zorder=4,
+                           alpha=PENDING_ALPHA if state == "pending" else FIRING_ALPHA)
             for ax in (ax_neg, ax_mean):
-                ax.axvspan(when(first), when(last + data.step), color=color,
-                           alpha=0.12 if state == "pending" else 0.28, linewidth=0, zorder=0)
+                ax.axvspan(when(first), when(last + data.step), color=color, alpha=0.05,
+                           linewidth=0, zorder=0)
         if states:
-            t0 = states[0][0]
-            shares = dict(neg.get(topic, []))
-            y = shares.get(t0, 0.5)
-            for ax in (ax_neg, ax_mean):
-                ax.axvline(when(t0), color=color, linewidth=1.0, linestyle="--", zorder=2)
-            ax_neg.scatter([when(t0)], [y], marker="v", s=90, color=color, edgecolors="black",
-                           linewidths=0.6, zorder=5)
-            right_half = t0 > (x_lo + data.end) / 2  # keep the label inside the axes
-            ax_neg.annotate(f"{topic}: spike from {when(t0):%H:%M:%S}", (when(t0), y),
-                            xytext=(-8 if right_half else 8, 10), textcoords="offset points",
-                            ha="right" if right_half else "left", fontsize=9,
-                            color="black", fontweight="bold", zorder=6,
-                            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": color,
-                                  "alpha": 0.9})
+            starts.append((states[0][0], topic))
+    # Labels in a column of their own near the top, one row per alert in time order, each tied
+    # to its marker by a thin line: alerts a few seconds apart do not print over each other.
+    for row, (t0, topic) in enumerate(sorted(starts)):
+        color = colors[topic]
+        y = dict(neg.get(topic, [])).get(t0, 0.5)
+        for ax in (ax_neg, ax_mean):
+            ax.axvline(when(t0), color=color, linewidth=1.0, linestyle="--", zorder=2)
+        ax_neg.scatter([when(t0)], [y], marker="v", s=90, color=color, edgecolors="black",
+                       linewidths=0.6, zorder=5)
+        right_half = t0 > (x_lo + data.end) / 2  # keep the label inside the axes
+        ax_neg.annotate(
+            f"{topic}: spike from {when(t0):%H:%M:%S}", (when(t0), y),
+            xytext=(when(t0 - 0.02 * (data.end - x_lo) if right_half
+                         else t0 + 0.02 * (data.end - x_lo)), 0.93 - 0.085 * row),
+            textcoords=("data", "axes fraction"), ha="right" if right_half else "left",
+            va="center", fontsize=9, fontweight="bold", zorder=6,
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": color, "alpha": 0.92},
+            arrowprops={"arrowstyle": "-", "color": color, "linewidth": 0.8})
 
     ax_neg.set_ylabel("negative share (short window)")
     ax_neg.set_ylim(0, 1.05)
@@ -278,14 +301,16 @@ def draw(data: ReportData, *, out: Path, topics: list[str] | None = None,
         handles.append(Line2D([], [], color="black", linestyle=":", alpha=0.6,
                               label=f"fewer than {min_volume} records"))
     if data.alerts:
-        handles.append(Patch(color="black", alpha=0.12, label="alert pending"))
-        handles.append(Patch(color="black", alpha=0.28, label="alert firing"))
-    ax_neg.legend(handles=handles, loc="upper left", fontsize=9, framealpha=0.9, ncol=2)
+        handles.append(Patch(color="black", alpha=PENDING_ALPHA, label="alert pending"))
+        handles.append(Patch(color="black", alpha=FIRING_ALPHA, label="alert firing"))
+    # One row above the plot: it hides no data and leaves no gap at the side.
+    ax_neg.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), fontsize=9,
+                  frameon=False, ncol=min(len(handles), 7), handlelength=1.6, columnspacing=1.2)
     alerted = [t for t in focus if t in data.alerts]
-    ax_neg.set_title(
+    fig.suptitle(
         f"sentimon: negative sentiment per topic, {when(x_lo):%H:%M}-{when(data.end):%H:%M}"
         " UTC" + (f"; spike alerts: {', '.join(alerted)}" if alerted else "; no spike alert"),
-        loc="left")
+        x=0.01, ha="left", fontsize=12)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     plt.close(fig)
