@@ -207,3 +207,28 @@ def test_draw_without_any_alert_says_so(tmp_path: Path) -> None:
     assert result.skipped_topics == ["Nope"]
     with pytest.raises(ReportError, match="no sentimon_topic_"):
         draw(data, out=tmp_path / "none.png", topics=["Nope"])
+
+
+def test_draw_a_recorded_demo_run(tmp_path: Path) -> None:
+    """Series recorded from the Prometheus of a real demo run: the three alerting topics in
+    the first three colours (the named one first), the rest grey, every alert sample counted."""
+    import json
+
+    raw = json.loads((Path(__file__).parent / "data" / "report_demo_run.json").read_text())
+    start = 1_764_600_000.0
+
+    def shift(series: dict[str, list[list[float]]]) -> dict[str, list[tuple[float, float]]]:
+        return {k: [(start + t, v) for t, v in pts] for k, pts in series.items()}
+
+    data = ReportData(
+        start=start, end=start + raw["end"], step=raw["step"], negative=shift(raw["negative"]),
+        mean=shift(raw["mean"]), volume=shift(raw["volume"]),
+        alerts={k: [(start + t, s) for t, s in v] for k, v in raw["alerts"].items()})
+    out = tmp_path / "demo.png"
+    result = draw(data, out=out, highlight=["Stock Movement"], min_volume=20)
+    assert result.alert_points == 102 + 97 + 10
+    assert result.series == 12
+    blue, orange, green = (31, 119, 180), (255, 127, 14), (44, 160, 44)
+    for colour in (blue, orange, green):  # Stock Movement, then Financials and Markets
+        assert colour_share(out, colour) > 0.001, colour
+    assert colour_share(out, (214, 39, 40)) == 0.0  # no fourth colour: the others are grey
