@@ -44,6 +44,7 @@ class DetectorConfig:
     horizon_s: float = 3_600.0  # how far back a change may have begun
     slot_s: float = 900.0  # baseline resolution
     history_s: float = 7 * 86_400.0  # how much history the baselines see
+    half_life_s: float = 86_400.0  # older history counts less
     soft: bool = True  # expected negatives from P(negative); False: count argmax labels
     rises: tuple[float, ...] = RISE_MULTIPLES
 
@@ -134,7 +135,8 @@ class Aggregator:
                 false_alerts_per_day_topics=m.false_alerts_per_day_topics,
                 false_alerts_per_day_tickers=m.false_alerts_per_day_tickers,
                 horizon_s=m.detection_horizon_s, slot_s=m.baseline_slot_s,
-                history_s=m.history_s, soft=m.evidence == "probability"),
+                history_s=m.history_s, half_life_s=m.baseline_half_life_s,
+                soft=m.evidence == "probability"),
         )
 
     def add(self, rec: ScoredRecord, *, count: bool = True) -> Outcome:
@@ -205,7 +207,8 @@ class Aggregator:
         stamp = (self.history.baseline_end_slot(), self.history.late_version)
         if self._market_fit is None or self._market_fit[0] != stamp:
             self._market_fit = (stamp, fit_market(self.history, MARKET, end_slot=stamp[0],
-                                                  soft=self.detector.soft))
+                                                  soft=self.detector.soft,
+                                                  half_life_s=self.detector.half_life_s))
             self._fits.clear()
         return self._market_fit[1]
 

@@ -16,6 +16,9 @@ wholly before the detection horizon (so a surge in progress never raises its own
   alarmed by its first record).
 - **Share.** Negative mass per record, shrunk toward the parent's share (market for topics
   and tickers; 1/3 for the market) with :data:`SHARE_PRIOR_RECORDS` pseudo-records.
+- **Recent history counts more.** Each slot is weighted ``0.5 ** (age / half-life)`` (one
+  day by default), so the baseline follows a level that moves over days while a burst
+  shorter than the detection horizon is judged against what came before it.
 - **Robust to past surges.** After a first fit, slots whose negatives exceed the fit's
   expectation by more than ``4 sqrt(m) + 2`` are left out and the fit is repeated: a burst
   that was alerted on (or missed) does not inflate the baseline that judges the next one.
@@ -40,6 +43,8 @@ MIN_HISTORY_SLOTS = 4
 #: A slot is an outlier when its negatives exceed ``m + OUTLIER_Z sqrt(m) + OUTLIER_ADD``.
 OUTLIER_Z, OUTLIER_ADD = 4.0, 2.0
 HOURS = 24
+#: Older history counts less: a slot a day old weighs half as much as the newest.
+DEFAULT_HALF_LIFE_S = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -62,8 +67,9 @@ class Baseline:
 class MarketFit:
     """What every series borrows from the market: observed slots, time of day, share."""
 
-    observed: np.ndarray  # slot numbers in which the market had records
+    observed: np.ndarray  # slot numbers counted as exposure
     hours: np.ndarray  # hour of day of each observed slot
+    recency: np.ndarray  # weight of each observed slot (half-life decay with age)
     tod: np.ndarray
     rate: float  # market records per observed slot
     share: float
@@ -102,17 +108,19 @@ def _outliers(x: np.ndarray, expected: np.ndarray) -> np.ndarray:
     return x > expected + OUTLIER_Z * np.sqrt(expected) + OUTLIER_ADD
 
 
-def _tod(n: np.ndarray, hours: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    mean = n[keep].mean() if keep.any() else 0.0
+def _tod(n: np.ndarray, hours: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """24 rate factors by hour of day from records ``n`` per slot, slots weighted by ``w``."""
+    total = w.sum()
+    mean = (w * n).sum() / total if total > 0 else 0.0
     if mean <= 0:
         return np.ones(HOURS)
-    counts = np.bincount(hours[keep], weights=n[keep], minlength=HOURS)
-    expected = np.bincount(hours[keep], minlength=HOURS) * mean
+    counts = np.bincount(hours, weights=w * n, minlength=HOURS)
+    expected = np.bincount(hours, weights=w, minlength=HOURS) * mean
     return (counts + TOD_PRIOR_RECORDS) / (expected + TOD_PRIOR_RECORDS)
 
 
-def fit_market(history: EventHistory, market: Key, *, end_slot: int,
-               soft: bool) -> MarketFit | None:
+def fit_market(history: EventHistory, market: Key, *, end_slot: int, soft: bool,
+               half_life_s: float = DEFAULT_HALF_LIFE_S) -> MarketFit | None:
     """Fit the market from slots before ``end_slot``; None with too little history."""
     start = end_slot - history.history_slots
     slots = history.coarse.get(market, {})
@@ -122,18 +130,21 @@ def fit_market(history: EventHistory, market: Key, *, end_slot: int,
     if len(observed) < MIN_HISTORY_SLOTS:
         return None
     hours = _hours(observed, history.slot_s)
+    recency = 0.5 ** ((end_slot - 1 - observed) * history.slot_s / half_life_s)
     n, x = _sums(history, market, observed, soft=soft)
     keep = np.ones(len(observed), dtype=bool)
     for _ in range(2):
-        tod = _tod(n, hours, keep)
+        w = recency * keep
+        tod = _tod(n, hours, w)
         weight = tod[hours]
-        rate = n[keep].sum() / weight[keep].sum()
-        share = (x[keep].sum() + SHARE_PRIOR_RECORDS / 3) / (n[keep].sum() + SHARE_PRIOR_RECORDS)
+        rate = (w * n).sum() / (w * weight).sum()
+        share = ((w * x).sum() + SHARE_PRIOR_RECORDS / 3) / ((w * n).sum() + SHARE_PRIOR_RECORDS)
         keep = ~_outliers(x, rate * weight * share)
+    w = recency * keep
     base = Baseline(rate=float(rate), share=float(share), tod=tod, slots=len(observed),
                     excluded=int((~keep).sum()))
-    return MarketFit(observed=observed, hours=hours, tod=tod, rate=float(n[keep].mean()),
-                     share=float(share), baseline=base)
+    return MarketFit(observed=observed, hours=hours, recency=recency, tod=tod,
+                     rate=float((w * n).sum() / w.sum()), share=float(share), baseline=base)
 
 
 def fit_series(history: EventHistory, key: Key, market: MarketFit, *, family_size: int,
@@ -144,10 +155,11 @@ def fit_series(history: EventHistory, key: Key, market: MarketFit, *, family_siz
     prior_rate = market.rate / max(1, family_size)
     keep = np.ones(len(n), dtype=bool)
     for _ in range(2):
-        rate = (n[keep].sum() + RATE_PRIOR_RECORDS) / (
-            weight[keep].sum() + RATE_PRIOR_RECORDS / max(prior_rate, 1e-9))
-        share = (x[keep].sum() + SHARE_PRIOR_RECORDS * market.share) / (
-            n[keep].sum() + SHARE_PRIOR_RECORDS)
+        w = market.recency * keep
+        rate = ((w * n).sum() + RATE_PRIOR_RECORDS) / (
+            (w * weight).sum() + RATE_PRIOR_RECORDS / max(prior_rate, 1e-9))
+        share = ((w * x).sum() + SHARE_PRIOR_RECORDS * market.share) / (
+            (w * n).sum() + SHARE_PRIOR_RECORDS)
         keep = ~_outliers(x, rate * weight * share)
     return Baseline(rate=float(rate), share=float(share), tod=market.tod, slots=len(n),
                     excluded=int((~keep).sum()))

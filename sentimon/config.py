@@ -244,6 +244,10 @@ class MonitorSettings(_Section):
         7 * 86_400, ge=3_600, description="History the baselines learn from (time of day, rate, "
         "share); read back from the scored topic on start (SENTIMON_MONITOR__HISTORY_S).",
     )
+    baseline_half_life_s: int = Field(
+        86_400, ge=900, description="Age at which history counts half in the baselines, so they "
+        "follow a level that moves over days (SENTIMON_MONITOR__BASELINE_HALF_LIFE_S).",
+    )
     baseline_slot_s: int = Field(
         900, ge=60, description="Resolution of the baseline history in seconds "
         "(SENTIMON_MONITOR__BASELINE_SLOT_S).",

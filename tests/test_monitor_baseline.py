@@ -22,12 +22,12 @@ def add(h: EventHistory, ts: float, key: tuple[str, str], p: float) -> None:
 
 
 def day_night_stream(h: EventHistory, days: int = 3, *, thin_every: int = 0) -> None:
-    """Busy topic: 60 records an hour by day (8-20 UTC), 6 by night; 20 % negative."""
+    """Busy topic: 240 records an hour by day (8-20 UTC), 24 by night; 20 % negative."""
     rng = np.random.default_rng(1)
     i = 0
     for d in range(days):
         for hour in range(24):
-            n = 60 if 8 <= hour < 20 else 6
+            n = 240 if 8 <= hour < 20 else 24
             for ts in np.sort(rng.uniform(0, 3600, n)):
                 add(h, T0 + d * 86400 + hour * 3600 + ts, BUSY, 0.2)
                 i += 1
@@ -43,9 +43,9 @@ def test_rate_follows_the_time_of_day() -> None:
     base = fit_series(h, BUSY, market, family_size=1, soft=True)
     noon = base.expected(np.array([int((T0 + 12 * 3600) / 15)]), bucket_s=15, slot_s=900)[0]
     night = base.expected(np.array([int((T0 + 2 * 3600) / 15)]), bucket_s=15, slot_s=900)[0]
-    # 60 records an hour at 20 %: 12 negatives an hour, 0.05 per 15-second bucket.
-    assert noon == pytest.approx(0.05, rel=0.15)
-    assert night == pytest.approx(0.005, rel=0.3)
+    # 240 records an hour at 20 %: 48 negatives an hour, 0.2 per 15-second bucket.
+    assert noon == pytest.approx(0.2, rel=0.15)
+    assert night == pytest.approx(0.02, rel=0.3)
     assert base.share == pytest.approx(0.2, abs=0.01)
 
 
@@ -67,7 +67,7 @@ def test_a_past_burst_does_not_inflate_the_baseline() -> None:
 
 def test_a_thin_series_borrows_the_market_share() -> None:
     h = history()
-    day_night_stream(h, thin_every=400)  # a handful of very negative records
+    day_night_stream(h, thin_every=1600)  # a handful of very negative records
     market = fit_market(h, MARKET, end_slot=h.baseline_end_slot(), soft=True)
     assert market is not None
     thin = fit_series(h, THIN, market, family_size=2, soft=True)
@@ -90,7 +90,7 @@ def test_an_outage_lowers_no_rate() -> None:
     rng = np.random.default_rng(1)
     for d in range(2):
         for hour in range(24):
-            n = 60 if 8 <= hour < 20 else 6
+            n = 240 if 8 <= hour < 20 else 24
             for ts in np.sort(rng.uniform(0, 3600, n)):
                 if not (d == 0 and 9 <= hour < 15):  # six hours without data
                     add(gap, T0 + d * 86400 + hour * 3600 + ts, BUSY, 0.2)

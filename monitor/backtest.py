@@ -1,0 +1,414 @@
+"""Backtests: replay a stream in event time through the real detector and the rules' ``for:``.
+
+:func:`replay` feeds records, in event-time order, to the monitor's own
+:class:`~sentimon.monitor.aggregate.Aggregator`, evaluates the detector at the end of every
+bucket (Prometheus evaluates the rules once per scrape interval, 15 s, the bucket width),
+and applies the spike rules' ``for:`` exactly as Prometheus does: a series turns pending at
+the first evaluation where it alarms and fires once it has alarmed for ``for_s`` without a
+break; it resolves once it has not alarmed for ``keep_s`` (``keep_firing_for:``), so a
+statistic hovering at its threshold gives one alert, not a flapping series of them. No Prometheus is needed (a
+test checks the same series give the same alerts under ``promtool test rules``).
+
+:func:`score` matches the alerts against known bursts: a burst is caught when its topic's
+alert fires between its start and ``grace_s`` after its end; every other alert start is a
+false alert (market alerts during any burst are not: the market did turn).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from sentimon.config import MonitorSettings
+from sentimon.monitor.aggregate import MARKET, Aggregator
+from sentimon.monitor.records import ScoredRecord
+from sentimon.monitor.scenario import DAY, Burst
+from sentimon.monitor.windows import Key
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One alert of one series: when it fired and when it resolved (None: still firing)."""
+
+    key: Key
+    fired: float
+    resolved: float | None
+
+
+@dataclass
+class Replay:
+    """What a replay saw: alert episodes, and the evidence of the traced series."""
+
+    start: float
+    end: float
+    bucket_s: float
+    episodes: list[Episode]
+    trace_times: list[float] = field(default_factory=list)
+    trace: dict[Key, list[float]] = field(default_factory=dict)
+    thresholds: dict[Key, list[float]] = field(default_factory=dict)
+    flags: dict[Key, list[bool]] = field(default_factory=dict)  # the spike gauge, 1 or 0
+
+    @property
+    def days(self) -> float:
+        return max((self.end - self.start) / DAY, 1e-9)
+
+
+class _Rule:
+    """Prometheus' alert state machine for one series (``for:``, ``keep_firing_for:``)."""
+
+    __slots__ = ("fired", "for_s", "keep_s", "keep_since", "pending")
+
+    def __init__(self, for_s: float, keep_s: float = 0.0) -> None:
+        self.for_s = for_s
+        self.keep_s = keep_s
+        self.pending: float | None = None
+        self.fired: float | None = None
+        self.keep_since: float | None = None
+
+    def step(self, t: float, active: bool) -> tuple[float, float] | None:
+        """Advance to evaluation time ``t``; returns (fired, resolved) when an alert ends."""
+        if active:
+            self.keep_since = None
+            if self.pending is None:
+                self.pending = t
+            if self.fired is None and t - self.pending >= self.for_s:
+                self.fired = t
+            return None
+        if self.fired is not None and self.keep_s > 0:
+            if self.keep_since is None:
+                self.keep_since = t
+            if t - self.keep_since < self.keep_s:
+                return None
+        ended = (self.fired, t) if self.fired is not None else None
+        self.pending = self.fired = self.keep_since = None
+        return ended
+
+
+def replay(records: Iterable[ScoredRecord], *, settings: MonitorSettings, for_s: float,
+           keep_s: float = 0.0, keys: Sequence[Key] | None = None, legacy: bool = False,
+           trace: Sequence[Key] = ()) -> Replay:
+    """Replay ``records`` (sorted by event time) and return the alerts that would have fired.
+
+    ``for_s`` and ``keep_s`` are the rules' ``for:`` and ``keep_firing_for:``.
+
+    ``keys`` limits the evaluated series (all of them by default); ``legacy`` evaluates the
+    z statistic of the short-window share instead of the detector; ``trace`` records the
+    evidence of those series at every evaluation (for plots).
+    """
+    agg = Aggregator.from_settings(settings)
+    bucket_s = agg.windows.bucket_s
+    rules: dict[Key, _Rule] = {}
+    episodes: list[Episode] = []
+    out = Replay(start=math.nan, end=math.nan, bucket_s=bucket_s, episodes=episodes)
+    for key in trace:
+        out.trace[key] = []
+        out.thresholds[key] = []
+        out.flags[key] = []
+
+    def evaluate(t: float) -> None:
+        if legacy:
+            wanted = list(agg.windows) if keys is None else keys
+            active = {k: agg.legacy(k).spike for k in wanted}
+            if trace:
+                out.trace_times.append(t)
+                for k in trace:
+                    z = agg.legacy(k)
+                    out.trace[k].append(z.z)
+                    out.thresholds[k].append(agg.rule.spike_z)
+                    out.flags[k].append(z.spike)
+        else:
+            found = agg.detect(keys)
+            active = {k: d.alarm for k, d in found.items()}
+            if trace:
+                out.trace_times.append(t)
+                for k in trace:
+                    d = found.get(k) or agg.detect([k])[k]
+                    out.trace[k].append(d.evidence if d.has_baseline else math.nan)
+                    out.thresholds[k].append(d.threshold)
+                    out.flags[k].append(d.alarm)
+        for k in set(active) | set(rules):
+            rule = rules.get(k)
+            if rule is None:
+                rule = rules[k] = _Rule(for_s, keep_s)
+            ended = rule.step(t, active.get(k, False))
+            if ended is not None:
+                episodes.append(Episode(k, *ended))
+
+    current: int | None = None
+    for rec in records:
+        b = math.floor(rec.ts / bucket_s)
+        if current is None:
+            current = b
+            out.start = rec.ts
+        while b > current:
+            evaluate((current + 1) * bucket_s)
+            current += 1
+            agg.advance_to(current * bucket_s)
+        agg.add(rec)
+        out.end = rec.ts
+    if current is not None:
+        evaluate((current + 1) * bucket_s)
+    for k, rule in rules.items():
+        if rule.fired is not None:
+            episodes.append(Episode(k, rule.fired, None))
+    episodes.sort(key=lambda e: (e.fired, e.key))
+    return out
+
+
+@dataclass(frozen=True)
+class BurstResult:
+    burst: Burst
+    detected: float | None  # when the alert fired (event time), None if missed
+    oracle: float | None = None
+
+    @property
+    def delay(self) -> float | None:
+        return None if self.detected is None else self.detected - self.burst.start
+
+    @property
+    def oracle_delay(self) -> float | None:
+        return None if self.oracle is None else self.oracle - self.burst.start
+
+
+def first_in(times: Iterable[float], start: float, end: float) -> float | None:
+    inside = [t for t in times if start <= t <= end]
+    return min(inside) if inside else None
+
+
+def match(episodes: Sequence[Episode], bursts: Sequence[Burst], *,
+          grace_s: float) -> list[float | None]:
+    """For each burst, when its topic's alert fired within [start, end + grace]."""
+    return [first_in((e.fired for e in episodes if e.key == ("topic", b.topic)),
+                     b.start, b.end + grace_s) for b in bursts]
+
+
+def false_alerts(episodes: Sequence[Episode], bursts: Sequence[Burst], *,
+                 grace_s: float) -> dict[str, int]:
+    """Alert starts per family that no burst explains."""
+    out = {"topic": 0, "ticker": 0, "market": 0}
+    for e in episodes:
+        explained = any(
+            b.start <= e.fired <= b.end + grace_s and e.key in (("topic", b.topic), MARKET)
+            for b in bursts)
+        if not explained:
+            out[e.key[0]] = out.get(e.key[0], 0) + 1
+    return out
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Recall and delay of one detector on one set of bursts, beside the oracle's."""
+
+    bursts: int
+    caught: int
+    delay_median_s: float | None
+    delay_p90_s: float | None
+    oracle_caught: int | None = None
+    oracle_delay_median_s: float | None = None
+    both_caught: int = 0
+    delay_ratio: float | None = None  # median of ours / median of oracle's, where both caught
+
+    @property
+    def recall(self) -> float:
+        return self.caught / self.bursts if self.bursts else math.nan
+
+    @property
+    def oracle_recall(self) -> float | None:
+        if self.oracle_caught is None or not self.bursts:
+            return None
+        return self.oracle_caught / self.bursts
+
+    @property
+    def recall_ratio(self) -> float | None:
+        if not self.oracle_caught:
+            return None
+        return self.caught / self.oracle_caught
+
+
+def _p90(values: list[float]) -> float | None:
+    return float(np.percentile(values, 90)) if values else None
+
+
+def summarize(results: Sequence[BurstResult]) -> Summary:
+    delays = [r.delay for r in results if r.delay is not None]
+    has_oracle = any(r.oracle is not None for r in results) or not results
+    oracle_delays = [r.oracle_delay for r in results if r.oracle_delay is not None]
+    both = [(r.delay, r.oracle_delay) for r in results
+            if r.delay is not None and r.oracle_delay is not None]
+    ratio = None
+    if both:
+        ours = statistics.median(d for d, _ in both)
+        theirs = statistics.median(o for _, o in both)
+        ratio = ours / theirs if theirs > 0 else None
+    return Summary(
+        bursts=len(results), caught=len(delays),
+        delay_median_s=statistics.median(delays) if delays else None,
+        delay_p90_s=_p90(delays),
+        oracle_caught=len(oracle_delays) if has_oracle else None,
+        oracle_delay_median_s=statistics.median(oracle_delays) if oracle_delays else None,
+        both_caught=len(both), delay_ratio=ratio,
+    )
+
+
+def volume_bands(records: Sequence[ScoredRecord]) -> dict[str, str]:
+    """Each topic's volume band in a stream: high, medium or low (thirds by record count)."""
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.topic] = counts.get(r.topic, 0) + 1
+    ranked = sorted(counts, key=lambda t: -counts[t])
+    third = max(1, math.ceil(len(ranked) / 3))
+    return {t: ("high", "medium", "low")[min(2, i // third)] for i, t in enumerate(ranked)}
+
+
+def plot(out: Replay, key: Key, bursts: Sequence[Burst], path: str, *,
+         title: str = "") -> None:
+    """Evidence against threshold for ``key``, bursts shaded, alerts marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    def num(t: float) -> float:
+        return float(mdates.date2num(datetime.fromtimestamp(t, UTC)))
+
+    times = [num(t) for t in out.trace_times]
+    fig, ax = plt.subplots(figsize=(12, 4), dpi=110)
+    ax.plot(times, out.trace[key], lw=0.8, color="#1f4e79", label="evidence (log R)")
+    ax.plot(times, out.thresholds[key], lw=1.0, color="#c00000", ls="--", label="threshold")
+    for i, b in enumerate(bursts):
+        ax.axvspan(num(b.start), num(b.end),
+                   color="#f4b183", alpha=0.5, lw=0, label="injected burst" if i == 0 else None)
+    fired = [e.fired for e in out.episodes if e.key == key]
+    if fired:
+        ax.scatter([num(t) for t in fired],
+                   [max(out.thresholds[key])] * len(fired), marker="v", color="#c00000",
+                   zorder=3, label="alert fired")
+    ax.set_ylim(bottom=-2)
+    ax.set_ylabel("log R (nats)")
+    ax.set_title(title or f"{key[0]} {key[1]}: detector evidence", loc="left")
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%a %H:%M"))
+    ax.legend(loc="upper left", ncols=4, fontsize=8, frameon=False)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+@dataclass(frozen=True)
+class Injection:
+    """Bursts to add to a clean stream (see :func:`sentimon.monitor.scenario.inject`)."""
+
+    topic: str
+    multiple: float | None = None
+    extra: int | None = None
+    duration_s: float = 600.0
+    every_s: float = 3 * 3600.0
+    warmup_s: float = DAY
+    seed: int = 7
+
+
+@dataclass
+class TopicReport:
+    topic: str
+    band: str
+    results: list[BurstResult]
+    summary: Summary
+    oracle_threshold: float | None
+    false_alerts: int  # on this topic outside its bursts, in the injected replay
+
+
+@dataclass
+class Report:
+    """Everything ``sentimon backtest`` prints."""
+
+    detector: str
+    records: int
+    days: float
+    rate_per_min: float
+    false_alerts: dict[str, int]
+    topics: list[TopicReport]
+    pooled: Summary
+    bands: dict[str, Summary]
+    truth: Summary | None = None
+    clean: Replay | None = None
+
+    def false_alerts_per_day(self) -> dict[str, float]:
+        return {k: v / self.days for k, v in self.false_alerts.items()}
+
+
+def backtest(clean: Sequence[ScoredRecord], *, settings: MonitorSettings, for_s: float,
+             keep_s: float = 0.0, legacy: bool = False,
+             injections: Sequence[Injection] = (), burst_pool: pd.DataFrame | None = None,
+             truth: Sequence[Burst] = (), grace_s: float | None = None, oracle: bool = True,
+             temperature: float = 1.0,
+             progress: object = None) -> Report:
+    """Replay ``clean`` for false alerts (and ``truth``), then each injection for recall.
+
+    ``progress`` is called with a line of text after each replay (None: silent).
+    """
+    from sentimon.monitor import oracle as oracle_mod
+    from sentimon.monitor.scenario import inject
+
+    say = progress if callable(progress) else (lambda _line: None)
+    bucket_s = settings.short_window_s / 60
+    base = replay(clean, settings=settings, for_s=for_s, keep_s=keep_s, legacy=legacy)
+    grace = grace_s if grace_s is not None else (
+        max((b.end - b.start for b in truth), default=600.0))
+    fa = false_alerts(base.episodes, truth, grace_s=grace)
+    say(f"clean stream: {len(clean)} records over {base.days:.2f} days, "
+        f"{sum(fa.values())} unexplained alerts")
+    truth_summary = None
+    if truth:
+        detected = match(base.episodes, truth, grace_s=grace)
+        truth_summary = summarize([BurstResult(b, d) for b, d in zip(truth, detected, strict=True)])
+    bands = volume_bands(clean)
+    n_topics = len(bands)
+    per_series = settings.false_alerts_per_day_topics / (n_topics + 1)
+    reports: list[TopicReport] = []
+    if injections and burst_pool is None:
+        raise ValueError("injections need a burst pool (scenario.load_pool('bearish'))")
+    for inj in injections:
+        assert burst_pool is not None
+        records, bursts = inject(
+            clean, burst_pool, topic=inj.topic, multiple=inj.multiple, extra=inj.extra,
+            duration_s=inj.duration_s, every_s=inj.every_s, warmup_s=inj.warmup_s,
+            temperature=temperature, seed=inj.seed)
+        g = grace_s if grace_s is not None else inj.duration_s
+        key = ("topic", inj.topic)
+        run = replay(records, settings=settings, for_s=for_s, keep_s=keep_s, keys=[key],
+                     legacy=legacy)
+        detected = match(run.episodes, bursts, grace_s=g)
+        oracle_times: list[float | None] = [None] * len(bursts)
+        threshold = None
+        if oracle and bursts:
+            o = oracle_mod.build(clean, bursts, topic=inj.topic, start=run.start,
+                                 bucket_s=bucket_s, alarms_per_day=per_series)
+            counts = oracle_mod.negatives_per_bucket(records, inj.topic, start=run.start,
+                                                     end=run.end + bucket_s, bucket_s=bucket_s)
+            alarms = o.alarms(counts)
+            # The oracle's alerts go through the same rule: ``for:`` more of evidence.
+            oracle_times = [None if t is None else t + for_s
+                            for t in (first_in(alarms, b.start, b.end + g) for b in bursts)]
+            threshold = o.threshold
+        results = [BurstResult(b, d, o_t)
+                   for b, d, o_t in zip(bursts, detected, oracle_times, strict=True)]
+        own_fa = false_alerts(run.episodes, bursts, grace_s=g)["topic"]
+        summary = summarize(results)
+        reports.append(TopicReport(inj.topic, bands.get(inj.topic, "low"), results, summary,
+                                   threshold, own_fa))
+        say(f"{inj.topic}: {summary.caught}/{summary.bursts} caught"
+            + (f", oracle {summary.oracle_caught}" if summary.oracle_caught is not None else ""))
+    pooled = summarize([r for t in reports for r in t.results])
+    by_band = {band: summarize([r for t in reports if t.band == band for r in t.results])
+               for band in ("high", "medium", "low") if any(t.band == band for t in reports)}
+    span = max(base.days, 1e-9)
+    return Report(detector="zscore" if legacy else "detector", records=len(clean), days=span,
+                  rate_per_min=len(clean) / (span * 1440), false_alerts=fa, topics=reports,
+                  pooled=pooled, bands=by_band, truth=truth_summary, clean=base)
