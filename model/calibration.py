@@ -199,17 +199,18 @@ def reliability_diagram(
 
 
 def dev_rows(
-    data_dir: Path, *, seed: int = 13, dev_fraction: float = 0.05
+    data_dir: Path, *, seed: int = 13, dev_fraction: float = 0.05, limit: int | None = None
 ) -> tuple[list[Any], list[Any]]:
     """``(topic dev rows, sentiment dev rows)`` of ``sentimon train``'s seeded dev split.
 
     ``seed`` and ``dev_fraction`` must be the training run's (the card records them), so the
-    rows were never trained on. The validation splits are not touched.
+    rows were never trained on (``limit`` too, for a tiny run's). The validation splits are
+    not touched.
     """
     from sentimon.model.data import load_splits
     from sentimon.model.labels import IGNORE_INDEX
 
-    dev = load_splits(data_dir, dev_fraction=dev_fraction, seed=seed).dev
+    dev = load_splits(data_dir, dev_fraction=dev_fraction, seed=seed, limit=limit).dev
     return ([e for e in dev if e.topic != IGNORE_INDEX],
             [e for e in dev if e.sentiment != IGNORE_INDEX])
 
@@ -233,12 +234,14 @@ def calibrate_dir(
     threads: int = 0,
     figure: bool = True,
     command: str = "",
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """Fit per-head temperatures of each ONNX variant in ``model_dir`` on the dev split.
 
     Writes ``calibration.json`` (temperatures, dev and validation ECE/NLL before and after)
     and, with ``figure``, ``reliability.png`` (validation splits, the first variant: int8
-    when present, the shipped CPU model). Returns what it wrote.
+    when present, the shipped CPU model). Returns what it wrote. ``limit`` is for tiny runs:
+    the training run's ``--limit`` (same dev split), and N evenly spaced validation rows.
     """
     from sentimon.model.evaluate import present_variants, validation_rows
     from sentimon.model.inference import SentimentModel
@@ -248,8 +251,8 @@ def calibrate_dir(
         raise FileNotFoundError(f"no model.*.onnx in {model_dir}")
     # int8 first: it is the CPU model the scorer runs, so it gets the figure.
     variants = sorted(variants, key=lambda v: (v != "int8", v))
-    dev_t, dev_s = dev_rows(data_dir, seed=seed, dev_fraction=dev_fraction)
-    val_t, val_s = validation_rows(data_dir)
+    dev_t, dev_s = dev_rows(data_dir, seed=seed, dev_fraction=dev_fraction, limit=limit)
+    val_t, val_s = validation_rows(data_dir, limit)
     out: dict[str, Any] = {
         "method": "temperature scaling per head: probabilities = softmax(logits / T); T "
         "minimises the negative log-likelihood on the dev split (golden-section search over "

@@ -32,7 +32,8 @@ EXPORT_EPILOG = """\
 examples:
   sentimon export runs/train/model --out runs/export          # fp32 + int8 + fp16 ONNX
   sentimon export runs/train/model --out runs/export --release
-        # also replace model/release/ with int8 + fp16 + tokenizer + model card
+        # also fit the temperatures on the dev split (calibration.json, reliability.png) and
+        # replace model/release/ with int8 + fp16 + tokenizer + calibration + model card
 """
 
 EVAL_EPILOG = """\
@@ -182,6 +183,7 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
     """Handler of ``sentimon export``."""
     import json
     import os
+    import sys
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentimon.model.data import default_data_dir
@@ -210,10 +212,20 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
               f"below {100 * q['agreement_target']:.0f}%: score with model.variant fp32 on CPU "
               "(SENTIMON_MODEL__VARIANT=fp32) or fp16 on GPU")
     if args.release:
+        from sentimon.model.calibration import calibrate_dir
         from sentimon.model.card import build_card, write_card
         from sentimon.model.evaluate import evaluate_dir, summary_table
         from sentimon.model.release import build_release
 
+        # Temperatures are fitted on the training run's dev split, before the evaluation,
+        # so the card's ECE is the shipped (calibrated) model's.
+        meta_path = args.model_dir / "sentimon_model.json"
+        cfg = json.loads(meta_path.read_text(encoding="utf-8")).get("train_config", {})
+        calibrate_dir(
+            args.out, data_dir=data_dir, variants=["int8", "fp16"],
+            seed=int(cfg.get("seed", 13)), dev_fraction=float(cfg.get("dev_fraction", 0.05)),
+            command="sentimon " + " ".join(sys.argv[1:]), limit=cfg.get("limit"),
+        )
         metrics = evaluate_dir(args.out, data_dir=data_dir)
         print(summary_table(metrics))
         card = build_card(args.out, metrics, notes=args.notes)

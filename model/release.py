@@ -1,6 +1,7 @@
 """Building ``model/release/``: what a fresh clone needs to score without torch.
 
-int8 (CPU) and fp16 (GPU) ONNX, tokenizer files and the model card. fp32 (~90 MB) is not
+int8 (CPU) and fp16 (GPU) ONNX, tokenizer files, the calibration (``calibration.json`` and
+its reliability diagram, when the export was calibrated) and the model card. fp32 (~90 MB) is not
 shipped: the release must stay under :data:`MAX_RELEASE_BYTES`. The directory is replaced
 as a whole (built next to it, then swapped), never accumulated.
 """
@@ -11,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from sentimon.model.calibration import CALIBRATION_FILE, FIGURE_FILE
 from sentimon.model.card import write_card
 from sentimon.model.export import TOKENIZER_FILES
 from sentimon.model.inference import RELEASE_DIR
@@ -33,7 +35,7 @@ def build_release(
     tmp.mkdir(parents=True)
     for v in RELEASE_VARIANTS:
         shutil.copy2(export_dir / f"model.{v}.onnx", tmp / f"model.{v}.onnx")
-    for name in TOKENIZER_FILES:
+    for name in (*TOKENIZER_FILES, CALIBRATION_FILE, FIGURE_FILE):
         if (export_dir / name).exists():
             shutil.copy2(export_dir / name, tmp / name)
     write_card(tmp, card)

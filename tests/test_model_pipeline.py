@@ -99,13 +99,21 @@ def test_model_name_says_which_base():
 
 
 def test_evaluate_card_and_score(exported, tmp_path):
+    from sentimon.model.calibration import CALIBRATION_FILE, FIGURE_FILE, calibrate_dir
     from sentimon.model.card import build_card
     from sentimon.model.evaluate import evaluate_dir
     from sentimon.model.inference import SentimentModel
     from sentimon.model.release import build_release
 
     out, _ = exported
+    # As `sentimon export --release` does: fit the temperatures on the run's dev split first.
+    cal = calibrate_dir(out, data_dir=default_data_dir(), variants=["int8"], limit=100)
+    assert cal["fitted_on"]["topic_rows"] == 5 and cal["fitted_on"]["sentiment_rows"] == 5
+    temps = cal["temperatures"]["int8"]
     metrics = evaluate_dir(out, variants=["fp32", "int8"], limit=40)
+    assert metrics["variants"]["int8"]["calibration"]["temperature"] == temps
+    assert metrics["variants"]["fp32"]["calibration"]["temperature"] == {
+        "topic": 1.0, "sentiment": 1.0}  # not fitted: T = 1
     for v in ("fp32", "int8"):
         r = metrics["variants"][v]
         assert r["topic"]["n"] == 40 and r["sentiment"]["n"] == 40
@@ -118,8 +126,11 @@ def test_evaluate_card_and_score(exported, tmp_path):
     assert not (release / "model.fp32.onnx").exists()
     written = json.loads((release / "model_card.json").read_text())
     assert written["training"]["train_seconds"] is not None
-    assert set(written["artifacts"]) >= {"model.int8.onnx", "model.fp16.onnx", "tokenizer.json"}
+    assert set(written["artifacts"]) >= {"model.int8.onnx", "model.fp16.onnx", "tokenizer.json",
+                                         CALIBRATION_FILE, FIGURE_FILE}
+    assert written["calibration"]["temperatures"]["int8"] == temps
     model = SentimentModel.load(release, device="cpu")
+    assert model.temperatures == temps
     preds = model.predict(["Fed hikes rates again", "Apple shares soar on record iPhone sales"])
     assert [p.topic in TOPICS for p in preds] == [True, True]
     assert model.version == "0.0.test" and model.variant == "int8"
