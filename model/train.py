@@ -19,6 +19,10 @@ Method, in short:
   every ``--save-every`` steps; ``--resume`` continues from ``last.pt`` mid-epoch, with
   the same batch order (derived from seed + epoch) and restored RNG states.
 * Mixed precision (bf16 autocast, or fp16 with loss scaling) when CUDA is present.
+* Distillation (``--distill FILE``, a teacher-logits file of ``model/distill.py``): rows the
+  teacher scored also get a soft-target loss per head, ``T^2 KL(softmax(teacher / T) ||
+  softmax(student / T))`` (Hinton et al., 2015), mixed as ``(1 - a) hard + a soft``; the
+  file's unlabelled tweets join the training rows with soft targets only.
 """
 
 from __future__ import annotations
@@ -35,10 +39,11 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from sentimon.model.data import Example, class_counts, load_splits
+from sentimon.model.data import Example, class_counts, default_data_dir, load_splits
 from sentimon.model.labels import IGNORE_INDEX, SENTIMENTS, TOPICS
 from sentimon.model.metrics import classification_report
 from sentimon.model.network import TwoHeadModel, default_base_dir
@@ -77,6 +82,9 @@ class TrainConfig:
     save_every: int = 200
     threads: int = 0
     imbalance: str = "class-weighted CE, sqrt-inverse-frequency weights"
+    distill: str | None = None
+    distill_weight: float = 0.5
+    distill_temperature: float = 2.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -119,6 +127,18 @@ def _tensors(
     return tuple(
         t.to(device) for t in (torch.from_numpy(input_ids), torch.from_numpy(mask), topic, sent)
     )
+
+
+def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``T^2 KL(softmax(teacher / T) || softmax(student / T))``, mean over rows.
+
+    The ``T^2`` keeps the soft term's gradient scale independent of ``T``.
+    """
+    t = temperature
+    return F.kl_div(
+        F.log_softmax(student / t, dim=-1), F.log_softmax(teacher / t, dim=-1),
+        reduction="batchmean", log_target=True,
+    ) * (t * t)
 
 
 @torch.no_grad()
@@ -190,19 +210,25 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
     base = Path(cfg.base) if cfg.base else default_base_dir()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
-    splits = load_splits(
-        Path(cfg.data) if cfg.data else None,
-        dev_fraction=cfg.dev_fraction,
-        seed=cfg.seed,
-        limit=cfg.limit,
-    )
+    data_dir = Path(cfg.data) if cfg.data else default_data_dir()
+    splits = load_splits(data_dir, dev_fraction=cfg.dev_fraction, seed=cfg.seed, limit=cfg.limit)
     log.info("data: %s", splits.stats)
+    rows, soft = splits.train, None
+    if cfg.distill:
+        from sentimon.model.distill import soft_targets
+
+        soft = soft_targets(
+            Path(cfg.distill), splits.train, data_dir,
+            exclude=[*splits.dev, *splits.topic_valid, *splits.sent_valid], limit=cfg.limit,
+        )
+        rows = soft.rows
+        log.info("distillation: %s", soft.stats)
     tokenizer = load_tokenizer(base / "tokenizer.json", cfg.max_length)
-    train_ids = [e.ids for e in tokenizer.encode_batch([r.text for r in splits.train])]
+    train_ids = [e.ids for e in tokenizer.encode_batch([r.text for r in rows])]
     lengths = [len(x) for x in train_ids]
 
-    topic_w = sqrt_inverse_frequency(class_counts(splits.train, "topic", len(TOPICS)))
-    sent_w = sqrt_inverse_frequency(class_counts(splits.train, "sentiment", len(SENTIMENTS)))
+    topic_w = sqrt_inverse_frequency(class_counts(rows, "topic", len(TOPICS)))
+    sent_w = sqrt_inverse_frequency(class_counts(rows, "sentiment", len(SENTIMENTS)))
     topic_loss = nn.CrossEntropyLoss(weight=topic_w.to(device), ignore_index=IGNORE_INDEX)
     sent_loss = nn.CrossEntropyLoss(weight=sent_w.to(device), ignore_index=IGNORE_INDEX)
 
@@ -263,7 +289,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
         log.info("resumed at epoch %d step %d", state["epoch"], state["step_in_epoch"])
 
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2), encoding="utf-8")
-    meta = {"base": str(base), "train_config": asdict(cfg), "data_stats": splits.stats}
+    meta: dict[str, Any] = {
+        "base": str(base), "train_config": asdict(cfg), "data_stats": splits.stats,
+    }
+    if soft is not None:
+        meta["distill_stats"] = soft.stats
 
     def save_ckpt(path: Path) -> None:
         tmp = path.with_suffix(".tmp")
@@ -296,9 +326,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
         )
         running: float | None = None
         for b in range(state["step_in_epoch"], len(batches)):
-            input_ids, mask, y_topic, y_sent = _tensors(
-                train_ids, splits.train, batches[b], device
-            )
+            input_ids, mask, y_topic, y_sent = _tensors(train_ids, rows, batches[b], device)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 t_logits, s_logits = model(input_ids, mask)
             loss = torch.zeros((), device=device)
@@ -307,6 +335,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
                 loss = loss + topic_loss(t_logits.float(), y_topic)
             if (y_sent != IGNORE_INDEX).any():
                 loss = loss + sent_loss(s_logits.float(), y_sent)
+            if soft is not None:
+                sel = batches[b]
+                has = torch.from_numpy(soft.has_soft[sel]).to(device)
+                if has.any():
+                    t_soft = torch.from_numpy(soft.topic[sel]).to(device)[has]
+                    s_soft = torch.from_numpy(soft.sentiment[sel]).to(device)[has]
+                    kd = distill_loss(t_logits.float()[has], t_soft, cfg.distill_temperature)
+                    kd = kd + distill_loss(s_logits.float()[has], s_soft, cfg.distill_temperature)
+                    loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * kd
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
@@ -365,6 +402,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
         "torch_threads": torch.get_num_threads(),
         "data_stats": splits.stats,
         "class_weights": {"topic": topic_w.tolist(), "sentiment": sent_w.tolist()},
+        **({"distill_stats": soft.stats} if soft is not None else {}),
     }
     (out / "train_summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return out / "model"
