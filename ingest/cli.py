@@ -95,8 +95,11 @@ def run_score(args: argparse.Namespace, settings: Settings) -> int:
         model = SentimentModel.from_settings(settings)
     except (OSError, ValueError, RuntimeError) as exc:  # missing files, no CUDA, bad variant
         raise ConfigError(f"cannot load the model: {exc}") from exc
+    # The providers the session really runs on: a CUDA request can end up on CPU.
+    providers = model.session_providers or (model.provider,)
     log.info("model loaded", extra={"model": f"{model.name}@{model.version}",
-                                    "provider": model.provider, "variant": model.variant})
+                                    "provider": providers[0], "providers": ",".join(providers),
+                                    "requested": model.provider, "variant": model.variant})
     topics = [t.strip() for t in args.topics.split(",") if t.strip()] if args.topics else None
     stop = GracefulStop.install()  # after the model load, which a signal may still interrupt
     scorer = Scorer(settings, model, topics=topics, stop=stop, max_records=args.max_records,

@@ -55,8 +55,14 @@ class ScorerMetrics:
             buckets=_E2E_BUCKETS, registry=r,
         )
         self.consumer_lag = Gauge(
-            "sentimon_scorer_consumer_lag", "Log end offset minus position per assigned partition.",
+            "sentimon_scorer_consumer_lag",
+            "Log end offset minus the group's committed offset, per assigned partition.",
             ["topic", "partition"], registry=r,
+        )
+        self.loop_age_seconds = Gauge(
+            "sentimon_scorer_loop_age_seconds",
+            "Seconds since the main loop last completed an iteration (grows while a batch is stuck).",
+            registry=r,
         )
         self.model_info = Gauge(
             "sentimon_model_info", "The model this scorer runs (value is always 1).",

@@ -3,7 +3,13 @@
 Delivery is at-least-once. For every batch the scored records and dead letters are sent
 and acknowledged by the broker (``flush`` + each future, ``acks=all``) before the batch's
 offsets are committed, so a crash repeats a batch (same ``id``s) and never loses one. A
-rebalance first finishes the batch in hand and commits it (``on_partitions_revoked``).
+rebalance gives up the batch in hand, which nothing was produced for yet: its records are
+read again by whichever member gets their partitions (``on_partitions_revoked`` only rewinds).
+
+A broken model (a known-good canary text fails too) and an output topic that does not take
+the output within ``scorer.output_timeout_s`` stop the scorer with exit code 1 and nothing
+committed past the failure; a dead letter is bounded in size and, if the broker still refuses
+it for its size, replaced by the smallest one, so no single record can stop a partition.
 
 Every consumed record ends as exactly one scored record or one dead letter; the counters
 ``consumed = scored + dead_lettered`` add up whenever no batch is in flight.
@@ -12,23 +18,26 @@ Every consumed record ends as exactly one scored record or one dead letter; the 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from sentimon.config import Settings
 from sentimon.http import DaemonHTTPServer
 from sentimon.ingest.batching import Batch, MicroBatcher
-from sentimon.ingest.deadletter import dead_letter_value
+from sentimon.ingest.deadletter import dead_letter_record
 from sentimon.ingest.message import InputMessage, Kind, RawRecord, Rejection, decode, kind_for_topic
 from sentimon.ingest.metrics import ScorerMetrics
 from sentimon.ingest.output import PredictionLike, encode, scored_value
 from sentimon.kafka import GracefulStop, JoinWatch, consumer_lag, make_consumer, make_producer, subscribe
+from sentimon.kafka.lag import GroupLag
+from sentimon.kafka.logfilter import RepeatFilter
 from sentimon.model.providers import CUDA
 
 log = logging.getLogger(__name__)
@@ -36,7 +45,8 @@ log = logging.getLogger(__name__)
 IDLE_POLL_S = 0.5
 """Longest poll: how fast a stop request or a due batch is noticed."""
 LAG_EVERY_S = 5.0
-ACK_TIMEOUT_S = 120.0
+CANARY_TEXT = "Shares of the company rose 3% after quarterly earnings beat analyst estimates."
+"""A text any working model scores: when it fails too, the model is broken, not the record."""
 
 
 class ModelLike(Protocol):
@@ -46,6 +56,9 @@ class ModelLike(Protocol):
     version: str
     provider: str
     variant: str
+
+    @property
+    def session_providers(self) -> tuple[str, ...]: ...
 
     def token_counts(self, texts: Sequence[str]) -> list[int]: ...
 
@@ -79,25 +92,19 @@ class Item:
 
 
 class _Listener(AsyncConsumerRebalanceListener):
-    """Finish and commit the batch in hand before partitions move to another member.
+    """Give up the batch in hand when partitions move; never block the client here.
 
-    kafka-python 3 runs listeners on the consumer's IO thread, where the blocking
-    ``consumer.commit`` is refused; hence the async listener awaiting ``commit_async``.
+    kafka-python sends no heartbeats while a listener runs. Scoring and waiting for acks
+    here could outlast the session timeout and get the member evicted mid-rebalance, so
+    the open batch (consumed, nothing produced yet) is dropped and its partitions rewound:
+    the next owner, maybe this member again, reads those records from the committed offset.
     """
 
     def __init__(self, scorer: Scorer) -> None:
         self.scorer = scorer
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        scorer = self.scorer
-        offsets, n = scorer._finish_in_hand()
-        if offsets and scorer._consumer is not None:
-            try:
-                await scorer._consumer.commit_async(offsets)
-            except Exception as exc:
-                log.warning("commit before rebalance failed; those records will repeat",
-                            extra={"error": repr(exc), "records": n})
-        scorer._on_revoked(revoked, finished=n)
+        self.scorer._on_revoked(revoked, gave_up=self.scorer._give_up_in_hand())
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.scorer._on_assigned(assigned)
@@ -142,19 +149,32 @@ class Scorer:
         self.done = 0  # records produced and acknowledged (scored + dead-lettered)
         self.consumed = 0
         self._assigned: frozenset[TopicPartition] = frozenset()
-        self._fatal: BaseException | None = None
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
         self.http: DaemonHTTPServer | None = None
+        self._loop_at = time.monotonic()  # when the main loop last completed an iteration
+        self._closing = threading.Event()
+        self._lag_thread: threading.Thread | None = None
+        # What ONNX Runtime really runs on: a CUDA session that could not start runs on CPU.
+        self.providers = tuple(model.session_providers) or (model.provider,)
+        self.provider = self.providers[0]
+        if self.provider != model.provider:
+            log.warning("the model runs on another provider than requested",
+                        extra={"requested": model.provider, "providers": ",".join(self.providers)})
         self.metrics.model_info.labels(
-            name=model.name, version=model.version, provider=model.provider, variant=model.variant
+            name=model.name, version=model.version, provider=self.provider, variant=model.variant
         ).set(1)
+        self.metrics.loop_age_seconds.set_function(self.loop_age_s)
 
     # -- readiness ---------------------------------------------------------------------
 
+    def loop_age_s(self) -> float:
+        """Seconds since the main loop last completed an iteration (a stuck batch grows it)."""
+        return time.monotonic() - self._loop_at
+
     def ready(self) -> bool:
-        """Model loaded (it is, once constructed) and at least one partition assigned."""
-        return bool(self._assigned)
+        """At least one partition assigned and the loop not stuck (``scorer.stall_s``)."""
+        return bool(self._assigned) and self.loop_age_s() < self.settings.scorer.stall_s
 
     @property
     def assignment(self) -> frozenset[TopicPartition]:
@@ -171,19 +191,25 @@ class Scorer:
                 registry=self.metrics.registry,
             ).start()
         code = 0
+        repeats = RepeatFilter()
+        filtered = repeats.install()
+        self._loop_at = time.monotonic()
         try:
             consumer = self._consumer = make_consumer(
                 self.settings.kafka, group_id=sc.group_id, client_suffix="scorer",
                 max_poll_records=sc.max_batch,
             )
-            self._producer = make_producer(self.settings.kafka, client_suffix="scorer")
+            self._producer = make_producer(self.settings.kafka, client_suffix="scorer",
+                                           max_block_ms=int(sc.output_timeout_s * 1000))
             self._check_output_topics(consumer)
             subscribe(consumer, self.topics, listener=_Listener(self))
+            self._start_lag_thread()
             log.info("scorer started", extra={
                 "topics": ",".join(self.topics), "group_id": sc.group_id,
                 "max_batch": sc.max_batch, "max_batch_tokens": sc.max_batch_tokens,
                 "max_wait_ms": sc.max_wait_ms, "model": self.model_label,
-                "provider": self.model.provider, "variant": self.model.variant,
+                "provider": self.provider, "providers": ",".join(self.providers),
+                "variant": self.model.variant,
             })
             self._loop(consumer)
             batch = self.batcher.flush()
@@ -198,12 +224,16 @@ class Scorer:
             # during close: it would commit past an earlier batch that failed.
             self.batcher.flush()
             self._close()
+            repeats.remove(filtered)
         log.info("scorer stopped", extra={"consumed": self.consumed, "done": self.done,
                                           "exit_code": code})
         return code
 
     def _close(self) -> None:
         """Leave the group and release the clients; a failing close must not hide the result."""
+        self._closing.set()
+        if self._lag_thread is not None:
+            self._lag_thread.join(timeout=30)
         try:
             if self._consumer is not None:
                 self._consumer.close(autocommit=False)  # leaves the group at once
@@ -225,9 +255,9 @@ class Scorer:
 
     def _loop(self, consumer: KafkaConsumer) -> None:
         last_record = time.monotonic()
-        next_lag = 0.0
         join_watch = JoinWatch(consumer)
         while not self.stop:
+            self._loop_at = time.monotonic()
             if self.max_records is not None and self.consumed >= self.max_records:
                 return
             room = self.batcher.room
@@ -237,7 +267,6 @@ class Scorer:
             # max wait keeps a batch open.
             timeout = min(self.batcher.time_left(), IDLE_POLL_S) if len(self.batcher) else IDLE_POLL_S
             polled = consumer.poll(timeout_ms=max(1, int(timeout * 1000)), max_records=room)
-            self._raise_fatal()
             join_watch.check()
             records = [r for recs in polled.values() for r in recs]
             now = time.monotonic()
@@ -248,9 +277,6 @@ class Scorer:
                 batch = self.batcher.flush()
                 if batch is not None:
                     self._process(batch)
-            if now >= next_lag:
-                next_lag = now + self.lag_every_s
-                self._update_lag(consumer)
             if not records and not len(self.batcher):
                 if self.idle_exit_s is not None and now - last_record >= self.idle_exit_s:
                     log.info("idle, exiting", extra={"idle_exit_s": self.idle_exit_s})
@@ -305,30 +331,25 @@ class Scorer:
         by_item = {id(it): p for it, p in zip(msgs, preds, strict=True)}
         now_ms = int(time.time() * 1000)
         topics = self.settings.topics
-        sent = []
+        sent: list[tuple[Any, str, Item, Rejection | None]] = []
         scored_by_topic: dict[str, int] = {}
         dead_by_reason: dict[str, int] = {}
         e2e: list[float] = []
-        try:
-            for it in batch.items:
-                res: Any = by_item.get(id(it), it.result)
-                if isinstance(res, Rejection):
-                    value = encode(dead_letter_value(it.raw, res, now_ms=now_ms))
-                    sent.append(producer.send(topics.dlq, key=it.raw.key, value=value))
-                    dead_by_reason[res.reason] = dead_by_reason.get(res.reason, 0) + 1
-                else:
-                    msg = it.result
-                    assert isinstance(msg, InputMessage)
-                    doc = scored_value(msg, res, model=self.model_label, scored_at_ms=now_ms)
-                    sent.append(producer.send(topics.scored, key=res.topic.encode("utf-8"),
-                                              value=encode(doc)))
-                    scored_by_topic[it.raw.topic] = scored_by_topic.get(it.raw.topic, 0) + 1
-                    e2e.append((now_ms - msg.ts_ms) / 1000)
-            producer.flush(timeout=ACK_TIMEOUT_S)
-            for fut in sent:
-                fut.get(timeout=ACK_TIMEOUT_S)
-        except KafkaError as exc:
-            raise ScorerError(f"output not acknowledged by the broker: {exc!r}") from exc
+        for it in batch.items:
+            res: Any = by_item.get(id(it), it.result)
+            if isinstance(res, Rejection):
+                key, value = dead_letter_record(it.raw, res, now_ms=now_ms)
+                sent.append((self._send(topics.dlq, key, value), topics.dlq, it, res))
+                dead_by_reason[res.reason] = dead_by_reason.get(res.reason, 0) + 1
+            else:
+                msg = it.result
+                assert isinstance(msg, InputMessage)
+                doc = scored_value(msg, res, model=self.model_label, scored_at_ms=now_ms)
+                sent.append((self._send(topics.scored, res.topic.encode("utf-8"), encode(doc)),
+                             topics.scored, it, None))
+                scored_by_topic[it.raw.topic] = scored_by_topic.get(it.raw.topic, 0) + 1
+                e2e.append((now_ms - msg.ts_ms) / 1000)
+        self._await_acks(sent, now_ms=now_ms)
         for topic, n in scored_by_topic.items():
             self.metrics.scored.labels(topic=topic).inc(n)
         for reason, n in dead_by_reason.items():
@@ -341,6 +362,99 @@ class Scorer:
                                        "tokens": batch.tokens})
         return _next_offsets(batch)
 
+    def _send(self, topic: str, key: bytes | None, value: bytes) -> Any:
+        """``producer.send``; a topic whose metadata never comes is fatal and named."""
+        assert self._producer is not None
+        try:
+            return self._producer.send(topic, key=key, value=value)
+        except KafkaTimeoutError as exc:
+            raise ScorerError(f"{self._role(topic)} topic {topic!r} is not available (no metadata "
+                              f"within {self.settings.scorer.output_timeout_s:.0f}s; deleted?): "
+                              f"{exc!r}") from exc
+
+    def _role(self, topic: str) -> str:
+        return "dead-letter" if topic == self.settings.topics.dlq else "scored"
+
+    def _await_acks(self, sent: list[tuple[Any, str, Item, Rejection | None]], *, now_ms: int) -> None:
+        """Wait for every send's ack; re-send a dead letter the broker refused for its size.
+
+        Anything else unacknowledged within ``scorer.output_timeout_s`` raises
+        :class:`ScorerError` naming the topic(s), and the batch is not committed.
+        """
+        assert self._producer is not None
+        timeout = self.settings.scorer.output_timeout_s
+        try:
+            self._producer.flush(timeout=timeout)
+        except KafkaTimeoutError:
+            pending = sorted({topic for fut, topic, _, _ in sent if not fut.is_done})
+            raise ScorerError(
+                f"output to {', '.join(f'{self._role(t)} topic {t!r}' for t in pending)} not "
+                f"acknowledged within {timeout:.0f}s (topic deleted, broker down or refusing?)"
+            ) from None
+        except KafkaError as exc:
+            # kafka-python's flush can fail on a refused batch ("Future not done"); the
+            # futures below say which record and topic.
+            log.debug("flush failed", extra={"error": repr(exc)})
+        refused: list[tuple[Item, Rejection]] = []
+        for fut, topic, it, rejection in sent:
+            try:
+                fut.get(timeout=timeout)
+            except MessageSizeTooLargeError as exc:
+                if rejection is None:  # a scored record is small: the topic is misconfigured
+                    raise ScorerError(f"output not acknowledged by the broker on scored topic "
+                                      f"{topic!r}: {exc!r}") from exc
+                refused.append((it, rejection))
+            except KafkaError as exc:
+                raise ScorerError(f"output not acknowledged by the broker on {self._role(topic)} "
+                                  f"topic {topic!r}: {exc!r}") from exc
+        for it, rejection in refused:
+            self._resend_dead_letter(it, rejection, now_ms=now_ms)
+
+    def _renew_producer(self) -> None:
+        """Replace the producer after a refused record.
+
+        kafka-python 3.0.12's idempotent producer fails every later send to a partition that
+        refused a record with that same error (measured: 10-byte records after a 1 MB one),
+        so only a fresh producer can send there again.
+        """
+        old = self._producer
+        self._producer = make_producer(
+            self.settings.kafka, client_suffix="scorer",
+            max_block_ms=int(self.settings.scorer.output_timeout_s * 1000))
+        if old is not None:
+            try:
+                old.close(timeout=5)
+            except Exception:
+                sender = getattr(old, "_sender", None)
+                if sender is not None:
+                    sender.force_close()
+
+    def _resend_dead_letter(self, it: Item, rejection: Rejection, *, now_ms: int) -> None:
+        """A dead letter refused for its size (a smaller topic limit): alone, then the smallest.
+
+        A per-record error that no retry can fix must not stop the partition. Records that
+        shared a produce request with the refused one were refused with it; alone they pass.
+        """
+        dlq = self.settings.topics.dlq
+        timeout = self.settings.scorer.output_timeout_s
+        log.warning("dead letter refused for its size; sending it again, smaller if need be",
+                    extra={"topic": it.raw.topic, "partition": it.raw.partition,
+                           "offset": it.raw.offset})
+        for smallest in (False, True):
+            self._renew_producer()
+            key, value = dead_letter_record(it.raw, rejection, now_ms=now_ms,
+                                            **({"max_bytes": 0} if smallest else {}))
+            try:
+                self._send(dlq, key, value).get(timeout=timeout)
+                return
+            except MessageSizeTooLargeError as exc:
+                if smallest:
+                    raise ScorerError(f"dead-letter topic {dlq!r} refuses even the smallest dead "
+                                      f"letter: {exc!r}") from exc
+            except KafkaError as exc:
+                raise ScorerError(f"output not acknowledged by the broker on dead-letter topic "
+                                  f"{dlq!r}: {exc!r}") from exc
+
     def _predict(self, texts: list[str], *, tokens: int) -> list[PredictionLike | Rejection]:
         if not texts:
             return []
@@ -351,7 +465,8 @@ class Scorer:
                 raise ScorerError(f"model returned {len(preds)} predictions for {len(texts)} texts")
         except ScorerError:
             raise
-        except Exception:
+        except Exception as exc:
+            self._check_canary(exc)
             log.warning("batch inference failed; scoring one by one", exc_info=True)
             return self._predict_one_by_one(texts)
         self.metrics.inference_seconds.observe(time.perf_counter() - started)
@@ -360,20 +475,31 @@ class Scorer:
         return list(preds)
 
     def _model_batch(self, n: int) -> int:
-        return model_run_size(n, configured=self.settings.scorer.model_batch, provider=self.model.provider)
+        return model_run_size(n, configured=self.settings.scorer.model_batch, provider=self.provider)
+
+    def _check_canary(self, failure: BaseException) -> None:
+        """After a failed run: raise :class:`ScorerError` if a known-good text fails too.
+
+        Then the model (GPU, ONNX Runtime session) is broken, not the input, and
+        dead-lettering would turn every record of an outage into an ``inference_error``.
+        """
+        try:
+            self.model.predict([CANARY_TEXT], batch_size=1)
+        except Exception as exc:
+            raise ScorerError(
+                f"the model is broken: it fails on a known-good canary text too ({exc!r}; "
+                f"first failure {failure!r}); model {self.model_label} on "
+                f"{','.join(self.providers)}; not committing"
+            ) from exc
 
     def _predict_one_by_one(self, texts: list[str]) -> list[PredictionLike | Rejection]:
         out: list[PredictionLike | Rejection] = []
-        errors = 0
         for text in texts:
             try:
                 out.extend(self.model.predict([text], batch_size=1))
             except Exception as exc:
-                errors += 1
+                self._check_canary(exc)  # the model may break in the middle of the batch
                 out.append(Rejection("inference_error", repr(exc)[:300]))
-        if len(texts) > 1 and errors == len(texts):
-            # Not the input's fault: dead-lettering everything would bury the outage.
-            raise ScorerError("the model fails on every text; not committing")
         return out
 
     def _commit(self, consumer: KafkaConsumer, offsets: dict[TopicPartition, OffsetAndMetadata],
@@ -388,33 +514,36 @@ class Scorer:
 
     # -- group membership --------------------------------------------------------------
 
-    def _finish_in_hand(self) -> tuple[dict[TopicPartition, OffsetAndMetadata], int]:
-        """Score and produce the open batch (rebalance path); its offsets and size."""
+    def _give_up_in_hand(self) -> int:
+        """Drop the open batch and rewind its partitions to its first records; its size.
+
+        Nothing of it was produced (batches are produced and committed whole in the main
+        loop), so nothing repeats downstream. A partition this member keeps would otherwise
+        go on from its position, past the dropped records.
+        """
         batch = self.batcher.flush()
         if batch is None:
-            return {}, 0
-        try:
-            return self._produce(batch), len(batch)
-        except BaseException as exc:
-            # kafka-python logs and swallows listener exceptions; the main loop re-raises
-            # this after poll returns. Nothing of the batch is committed.
-            self._fatal = exc
-            return {}, 0
+            return 0
+        first: dict[TopicPartition, int] = {}
+        for it in batch.items:
+            tp = TopicPartition(it.raw.topic, it.raw.partition)
+            first[tp] = min(first.get(tp, it.raw.offset), it.raw.offset)
+        for tp, offset in first.items():
+            try:
+                if self._consumer is not None:
+                    self._consumer.seek(tp, offset)
+            except (ValueError, KafkaError):
+                pass  # no longer assigned: its next owner starts from the committed offset
+        return len(batch)
 
-    def _on_revoked(self, revoked: set[TopicPartition], *, finished: int) -> None:
+    def _on_revoked(self, revoked: set[TopicPartition], *, gave_up: int) -> None:
         self._assigned = self._assigned - set(revoked)
         self.metrics.set_lag({})  # refilled for the new assignment on the next lag update
-        log.info("partitions revoked", extra={"partitions": _tps(revoked),
-                                              "finished_first": finished})
+        log.info("partitions revoked", extra={"partitions": _tps(revoked), "gave_up": gave_up})
 
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         self._assigned = self._assigned | set(assigned)
         log.info("partitions assigned", extra={"partitions": _tps(assigned)})
-
-    def _raise_fatal(self) -> None:
-        if self._fatal is not None:
-            exc, self._fatal = self._fatal, None
-            raise exc
 
     def _drained(self, consumer: KafkaConsumer) -> bool:
         if not self._assigned:
@@ -425,13 +554,30 @@ class Scorer:
             return False
         return bool(lag) and not any(lag.values())
 
-    def _update_lag(self, consumer: KafkaConsumer) -> None:
+    def _start_lag_thread(self) -> None:
+        self._lag_thread = threading.Thread(target=self._lag_loop, daemon=True, name="scorer-lag")
+        self._lag_thread.start()
+
+    def _lag_loop(self) -> None:
+        """Lag from the group's committed offsets, on its own clients and thread.
+
+        Independent of the main loop: a batch stuck on an output topic leaves the committed
+        offsets behind while the input grows, and ``sentimon_scorer_consumer_lag`` shows it.
+        """
+        group_lag: GroupLag | None = None
         try:
-            lag = consumer_lag(consumer)
-        except KafkaError as exc:
-            log.debug("lag not available", extra={"error": repr(exc)})
-            return
-        self.metrics.set_lag({(tp.topic, tp.partition): v for tp, v in lag.items()})
+            while not self._closing.is_set():
+                try:
+                    if group_lag is None:
+                        group_lag = GroupLag(self.settings.kafka, self.settings.scorer.group_id)
+                    lag = group_lag(self._assigned)
+                    self.metrics.set_lag({(tp.topic, tp.partition): v for tp, v in lag.items()})
+                except Exception as exc:  # broker away: keep the last figures, try again
+                    log.debug("lag not available", extra={"error": repr(exc)})
+                self._closing.wait(self.lag_every_s)
+        finally:
+            if group_lag is not None:
+                group_lag.close()
 
     def _check_output_topics(self, consumer: KafkaConsumer) -> None:
         topics = self.settings.topics
