@@ -359,6 +359,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
             if cfg.save_every and state["global_step"] % cfg.save_every == 0:
                 state["elapsed_s"] = time.monotonic() - t0
                 save_ckpt(last)
+                # With --no-progress (background runs) this is the only sign of the pace.
+                log.info("checkpoint: step %d of %d (epoch %d), %.1f s since start",
+                         state["global_step"], total_steps, epoch + 1, state["elapsed_s"])
             if cfg.max_steps and state["global_step"] >= cfg.max_steps:
                 done = True
                 break
