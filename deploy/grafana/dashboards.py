@@ -1,7 +1,9 @@
 """Grafana dashboards and provisioning for sentimon, generated from code.
 
-Plain dicts in Grafana's dashboard JSON model (schemaVersion 39), no SDK. The committed files
-under ``deploy/grafana/`` are this module's output; regenerate them after a change with::
+Built with Grafana's official typed builders (``grafana-foundation-sdk``, the ``cog``-generated
+Python SDK): panels, queries, variables and links are SDK objects, laid out on the grid by the
+SDK and encoded to Grafana's dashboard JSON. The committed files under ``deploy/grafana/``
+are this module's output; regenerate them after a change with::
 
     python -m sentimon.deploy.grafana.dashboards
 
@@ -19,136 +21,139 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from grafana_foundation_sdk.builders import common as common_b
+from grafana_foundation_sdk.builders import dashboard as dash_b
+from grafana_foundation_sdk.builders import prometheus as prom_b
+from grafana_foundation_sdk.builders import stat as stat_b
+from grafana_foundation_sdk.builders import table as table_b
+from grafana_foundation_sdk.builders import timeseries as ts_b
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as dash_m
+from grafana_foundation_sdk.models import prometheus as prom_m
 
 HERE = Path(__file__).parent
 DATASOURCE_UID = "sentimon-prometheus"
-DS = {"type": "prometheus", "uid": DATASOURCE_UID}
+DS = dash_m.DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
 #: Where the dashboards provider reads the JSON files on a Grafana host (docs/alerts.md).
 DASHBOARDS_PATH = "/etc/sentimon/grafana/dashboards"
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:19090"
-SCHEMA_VERSION = 39
+#: Panels flow two per line, each 12 of Grafana's 24 columns wide and 8 rows high.
+PANEL_WIDTH, PANEL_HEIGHT = 12, 8
 
-Panel = dict[str, Any]
+Panel = Any  # an SDK panel builder (timeseries, table, stat)
 
 
-def target(expr: str, *, legend: str = "", ref: str = "A", instant: bool = False) -> dict[str, Any]:
+def target(expr: str, *, legend: str = "", ref: str = "A", instant: bool = False
+           ) -> prom_b.Dataquery:
     """One PromQL query of a panel."""
-    t: dict[str, Any] = {"refId": ref, "datasource": DS, "expr": expr, "legendFormat": legend}
+    q = prom_b.Dataquery().expr(expr).legend_format(legend).ref_id(ref).datasource(DS)
     if instant:
-        t |= {"instant": True, "range": False, "format": "table"}
-    return t
+        q = q.instant().format(prom_m.PromQueryFormat.TABLE)
+    return q
+
+
+def _sized(panel: Any, title: str, description: str, targets: tuple[prom_b.Dataquery, ...]
+           ) -> Any:
+    panel = panel.title(title).description(description).datasource(DS)
+    panel = panel.span(PANEL_WIDTH).height(PANEL_HEIGHT)
+    for t in targets:
+        panel = panel.with_target(t)
+    return panel
 
 
 def timeseries(
-    title: str, *targets: dict[str, Any], unit: str = "short", description: str = "",
+    title: str, *targets: prom_b.Dataquery, unit: str = "short", description: str = "",
     thresholds: list[tuple[float, str]] | None = None, stack: bool = False,
-) -> Panel:
+) -> ts_b.Panel:
     """A time-series panel; ``thresholds`` draw dashed lines (value, colour)."""
-    steps: list[dict[str, Any]] = [{"color": "green", "value": None}]
-    steps += [{"color": color, "value": value} for value, color in thresholds or []]
-    custom: dict[str, Any] = {
-        "drawStyle": "line", "lineWidth": 1, "fillOpacity": 10 if stack else 0,
-        "showPoints": "never", "spanNulls": False,
-        "thresholdsStyle": {"mode": "dashed" if thresholds else "off"},
-    }
+    steps = [dash_m.Threshold(color="green", value=None)]
+    steps += [dash_m.Threshold(color=color, value=value) for value, color in thresholds or []]
+    panel = (
+        _sized(ts_b.Panel(), title, description, targets)
+        .unit(unit)
+        .draw_style(common.GraphDrawStyle.LINE)
+        .line_width(1)
+        .fill_opacity(10 if stack else 0)
+        .show_points(common.VisibilityMode.NEVER)
+        .span_nulls(False)
+        .thresholds(dash_b.ThresholdsConfig().mode(dash_m.ThresholdsMode.ABSOLUTE).steps(steps))
+        .thresholds_style(common_b.GraphThresholdsStyleConfig().mode(
+            common.GraphTresholdsStyleMode.DASHED if thresholds
+            else common.GraphTresholdsStyleMode.OFF))
+        .legend(common_b.VizLegendOptions().display_mode(common.LegendDisplayMode.LIST)
+                .placement(common.LegendPlacement.BOTTOM).show_legend(True))
+        .tooltip(common_b.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI)
+                 .sort(common.SortOrder.DESCENDING))
+    )
     if stack:
-        custom["stacking"] = {"mode": "normal", "group": "A"}
-    return {
-        "type": "timeseries", "title": title, "description": description, "datasource": DS,
-        "targets": list(targets),
-        "fieldConfig": {
-            "defaults": {
-                "unit": unit, "custom": custom,
-                "thresholds": {"mode": "absolute", "steps": steps},
-            },
-            "overrides": [],
-        },
-        "options": {
-            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-            "tooltip": {"mode": "multi", "sort": "desc"},
-        },
-    }
+        panel = panel.stacking(common_b.StackingConfig().mode(common.StackingMode.NORMAL).group("A"))
+    return panel
 
 
-def table(title: str, *targets: dict[str, Any], description: str = "",
-          hide: tuple[str, ...] = ("Time", "Value")) -> Panel:
+def table(title: str, *targets: prom_b.Dataquery, description: str = "",
+          hide: tuple[str, ...] = ("Time", "Value")) -> table_b.Panel:
     """An instant-query table, e.g. of label sets (ALERTS, model info)."""
-    return {
-        "type": "table", "title": title, "description": description, "datasource": DS,
-        "targets": list(targets),
-        "fieldConfig": {"defaults": {}, "overrides": []},
-        "options": {"showHeader": True, "cellHeight": "sm"},
-        "transformations": [
-            {"id": "organize", "options": {"excludeByName": dict.fromkeys(hide, True)}}
-        ],
-    }
+    return (
+        _sized(table_b.Panel(), title, description, targets)
+        .show_header(True)
+        .cell_height(common.TableCellHeight.SM)
+        .with_transformation(dash_m.DataTransformerConfig(
+            id_val="organize", options={"excludeByName": dict.fromkeys(hide, True)}))
+    )
 
 
-def stat(title: str, *targets: dict[str, Any], unit: str = "short", description: str = "") -> Panel:
-    return {
-        "type": "stat", "title": title, "description": description, "datasource": DS,
-        "targets": list(targets),
-        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-        "options": {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-                    "colorMode": "value", "graphMode": "area", "textMode": "auto"},
-    }
+def stat(title: str, *targets: prom_b.Dataquery, unit: str = "short", description: str = ""
+         ) -> stat_b.Panel:
+    return (
+        _sized(stat_b.Panel(), title, description, targets)
+        .unit(unit)
+        .reduce_options(common_b.ReduceDataOptions().calcs(["lastNotNull"]).fields("")
+                        .values(False))
+        .color_mode(common.BigValueColorMode.VALUE)
+        .graph_mode(common.BigValueGraphMode.AREA)
+        .text_mode(common.BigValueTextMode.AUTO)
+    )
 
 
-def row(title: str) -> Panel:
-    return {"type": "row", "title": title, "collapsed": False, "panels": []}
+def row(title: str) -> dash_b.Row:
+    return dash_b.Row(title).collapsed(False)
 
 
-def variable(name: str, label: str, metric: str) -> dict[str, Any]:
+def variable(name: str, label: str, metric: str) -> dash_b.QueryVariable:
     """A multi-value template variable over a label of ``metric`` (All = regex ``.*``)."""
     query = f"label_values({metric}, {name})"
-    return {
-        "name": name, "label": label, "type": "query", "datasource": DS,
-        "query": {"query": query, "refId": f"{name}-values"}, "definition": query,
-        "refresh": 2, "sort": 1, "multi": True, "includeAll": True, "allValue": ".*",
-        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
-        "hide": 0, "options": [], "regex": "",
-    }
+    return (
+        dash_b.QueryVariable(name).label(label).datasource(DS)
+        .query({"query": query, "refId": f"{name}-values"})
+        .refresh(dash_m.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(dash_m.VariableSort.ALPHABETICAL_ASC)
+        .multi(True).include_all(True).all_value(".*")
+        .current(dash_m.VariableOption(selected=True, text=["All"], value=["$__all"]))
+        .hide(dash_m.VariableHide.DONT_HIDE).options([]).regex("")
+    )
 
 
-def layout(panels: list[Panel], *, width: int = 12, height: int = 8) -> list[Panel]:
-    """Give panels ids and grid positions: rows span the width, panels flow two per line."""
-    out, x, y = [], 0, 0
+def dashboard(uid: str, title: str, panels: list[Any], *, variables: list[dash_b.QueryVariable],
+              description: str, links: list[dash_b.DashboardLink]) -> dict[str, Any]:
+    """The dashboard as Grafana JSON: the SDK places rows and panels and numbers the panels."""
+    board = (
+        dash_b.Dashboard(title).uid(uid).description(description).tags(["sentimon"])
+        .timezone("utc").editable().tooltip(dash_m.DashboardCursorSync.CROSSHAIR)
+        .refresh("30s").time("now-6h", "now").version(1).variables([])
+    )
+    for v in variables:
+        board = board.with_variable(v)
+    for link in links:
+        board = board.link(link)
     for pid, panel in enumerate(panels, start=1):
-        panel = {"id": pid, **panel}
-        if panel["type"] == "row":
-            if x:
-                x, y = 0, y + height
-            panel["gridPos"] = {"h": 1, "w": 24, "x": 0, "y": y}
-            y += 1
-        else:
-            w = panel.pop("width", width)
-            if x + w > 24:
-                x, y = 0, y + height
-            panel["gridPos"] = {"h": height, "w": w, "x": x, "y": y}
-            x += w
-        out.append(panel)
-    return out
+        panel = panel.id(pid)
+        board = board.with_row(panel) if isinstance(panel, dash_b.Row) else board.with_panel(panel)
+    return json.loads(json.dumps(board.build(), cls=JSONEncoder))
 
 
-def dashboard(uid: str, title: str, panels: list[Panel], *, variables: list[dict[str, Any]],
-              description: str, links: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "uid": uid, "title": title, "description": description, "tags": ["sentimon"],
-        "timezone": "utc", "editable": True, "graphTooltip": 1, "schemaVersion": SCHEMA_VERSION,
-        "version": 1, "refresh": "30s", "time": {"from": "now-6h", "to": "now"},
-        "templating": {"list": variables},
-        "annotations": {"list": [{
-            "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},
-            "enable": True, "hide": True, "iconColor": "rgba(0, 211, 255, 1)",
-            "name": "Annotations & Alerts", "type": "dashboard",
-        }]},
-        "links": links, "panels": layout(panels),
-    }
-
-
-def _link(title: str, uid: str) -> dict[str, Any]:
-    return {"title": title, "type": "link", "url": f"/d/{uid}", "keepTime": True,
-            "includeVars": False, "icon": "dashboard", "targetBlank": False, "tags": []}
+def _link(title: str, uid: str) -> dash_b.DashboardLink:
+    return (dash_b.DashboardLink(title).type(dash_m.DashboardLinkType.LINK).url(f"/d/{uid}")
+            .keep_time(True).include_vars(False).icon("dashboard").target_blank(False).tags([]))
 
 
 def topics_dashboard() -> dict[str, Any]:
@@ -239,7 +244,7 @@ def topics_dashboard() -> dict[str, Any]:
     )
 
 
-def _quantiles(metric: str) -> list[dict[str, Any]]:
+def _quantiles(metric: str) -> list[prom_b.Dataquery]:
     return [
         target(
             f"histogram_quantile({q}, sum by (le) (rate({metric}_bucket[$__rate_interval])))",
