@@ -42,10 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"sentimon {__version__}")
     parser.add_argument(
-        "--config", type=Path, metavar="FILE", help="YAML config file (also SENTIMON_CONFIG)"
+        "--config", type=Path, metavar="FILE",
+        help="YAML config file (default: none, or SENTIMON_CONFIG)"
     )
-    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    parser.add_argument("--log-json", action="store_true", default=None, help="JSON log lines")
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="log level (default log_level, INFO; also SENTIMON_LOG_LEVEL)")
+    parser.add_argument("--log-json", action="store_true", default=None,
+                        help="one JSON object per log line (default: text; also SENTIMON_LOG_JSON)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     # Imported here so that `sentimon --help` lists commands in pipeline order.
@@ -53,11 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     from sentimon.alerts import cli as alerts_cli
     from sentimon.ingest import cli as ingest_cli
     from sentimon.model import cli as model_cli
+    from sentimon.monitor import backtest_cli
     from sentimon.monitor import cli as monitor_cli
     from sentimon.stack import cli as stack_cli
 
     for module in (
-        stack_cli, ingest_cli, model_cli, monitor_cli, alerts_cli, demo, doctor, config_cli
+        stack_cli, ingest_cli, model_cli, monitor_cli, backtest_cli, alerts_cli, demo, doctor,
+        config_cli
     ):
         module.register(sub)
     return parser

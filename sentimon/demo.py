@@ -45,19 +45,25 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "  sentimon demo --comments ../shared/data/stocknet_tweets/stocknet_tweets.csv",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--comments", type=Path, default=DEMO_DIR / "comments.csv",
-                   help="comments stream (CSV with ts); default the committed StockNet slice")
-    p.add_argument("--news", type=Path, default=DEMO_DIR / "news.csv",
-                   help="news stream; default the committed Twitter Financial News slice")
+    p.add_argument("--comments", type=Path, default=DEMO_DIR / "comments.csv", metavar="FILE",
+                   help="comments stream, CSV with ts (default: the committed StockNet slice, "
+                   "deploy/demo/comments.csv)")
+    p.add_argument("--news", type=Path, default=DEMO_DIR / "news.csv", metavar="FILE",
+                   help="news stream (default: the committed Twitter Financial News slice, "
+                   "deploy/demo/news.csv)")
     p.add_argument("--duration", type=float, default=150.0, metavar="S",
-                   help="seconds of replay (the comments' time span is compressed into it)")
-    p.add_argument("--news-rate", type=float, default=8.0, metavar="N", help="news per second")
-    p.add_argument("--burst-topic", default="Stock Movement", help="topic of the injected negative burst")
+                   help="seconds of replay; the comments' time span is compressed into it "
+                   "(default 150)")
+    p.add_argument("--news-rate", type=float, default=8.0, metavar="N",
+                   help="news per second (default 8)")
+    p.add_argument("--burst-topic", default="Stock Movement", metavar="TOPIC",
+                   help="topic of the injected negative burst (default 'Stock Movement')")
     p.add_argument("--burst-after", type=float, default=100.0, metavar="S",
-                   help="seconds into the replay at which the burst starts")
-    p.add_argument("--burst-count", type=int, default=200, metavar="N")
+                   help="seconds into the replay at which the burst starts (default 100)")
+    p.add_argument("--burst-count", type=int, default=200, metavar="N",
+                   help="negative texts in the burst, from deploy/demo/negative.csv (default 200)")
     p.add_argument("--alert-timeout", type=float, default=240.0, metavar="S",
-                   help="how long to wait for the notification after the burst")
+                   help="how long to wait for the notification after the replay (default 240)")
     p.add_argument("--stop", action="store_true",
                    help="stop daemons and stack at the end (default: leave them for a look)")
     p.set_defaults(func=run)

@@ -42,14 +42,23 @@ def test_every_flag_says_its_default_and_meaning() -> None:
 
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    for command in ("notify", "doctor", "stack up", "stack status"):
+    for command in ("", "notify", "doctor", "demo", "stack up", "stack status"):
+        if not command:
+            check_options(parser, "sentimon")
+            continue
         p = sub.choices[command.split()[0]]
         if " " in command:
             inner = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
             p = inner.choices[command.split()[1]]
-        for action in p._actions:
-            if not action.option_strings or action.dest == "help":
-                continue
-            assert action.help, f"{command} {action.option_strings[0]} has no help"
-            if not isinstance(action, argparse._StoreTrueAction):
-                assert "default" in action.help, f"{command} {action.option_strings[0]}: {action.help}"
+        check_options(p, command)
+
+
+def check_options(parser: object, command: str) -> None:
+    import argparse
+
+    for action in parser._actions:  # type: ignore[attr-defined]
+        if not action.option_strings or action.dest in ("help", "version"):
+            continue
+        assert action.help, f"{command} {action.option_strings[0]} has no help"
+        if not isinstance(action, argparse._StoreTrueAction):
+            assert "default" in action.help, f"{command} {action.option_strings[0]}: {action.help}"
