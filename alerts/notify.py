@@ -195,12 +195,25 @@ class Notifier:
         return lines
 
 
+#: The page's history is read from at most this many bytes at the end of the file.
+TAIL_BYTES = 4_000_000
+
+
 def _tail_records(path: Path, n: int) -> list[dict[str, Any]]:
-    """The last ``n`` readable records of the notifications file (none if it is missing)."""
+    """The last ``n`` readable records of the notifications file (none if it is missing).
+
+    Only the file's last :data:`TAIL_BYTES` are read: the file grows for ever.
+    """
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()[-n:]
-    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
+        with path.open("rb") as f:
+            size = f.seek(0, 2)
+            f.seek(max(0, size - TAIL_BYTES))
+            data = f.read()
+    except (FileNotFoundError, IsADirectoryError):
         return []
+    lines = data.decode("utf-8", "replace").splitlines()
+    if size > TAIL_BYTES:
+        lines = lines[1:]  # the first line is cut
     out = []
     for line in lines:
         try:
@@ -209,7 +222,7 @@ def _tail_records(path: Path, n: int) -> list[dict[str, Any]]:
             continue
         if isinstance(record, dict):
             out.append(record)
-    return out
+    return out[-n:]
 
 
 class NotifyServer(DaemonHTTPServer):

@@ -104,3 +104,21 @@ def test_links_use_the_external_url(tmp_path: Path, external: str | None) -> Non
         assert r.records()[0]["links"]["report"] == f"{base}/report.png?topic=Macro&since=3h"
     finally:
         r.server.stop()
+
+
+def test_history_reads_only_the_end_of_a_long_file(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from sentimon.alerts import notify
+
+    monkeypatch.setattr(notify, "TAIL_BYTES", 2_000)
+    path = tmp_path / "n.jsonl"
+    path.write_text("".join(json.dumps({"alertname": f"A{i}", "pad": "x" * 50}) + "\n"
+                            for i in range(500)) + "not json\n")
+    server = NotifyServer(host="127.0.0.1", port=0, jsonl_path=path, history=5).start()
+    try:
+        assert [r["alertname"] for r in server.notifier.recent()] == [
+            "A499", "A498", "A497", "A496", "A495"]
+    finally:
+        server.stop()
