@@ -243,7 +243,7 @@ def draw(data: ReportData, *, out: Path, topics: list[str] | None = None,
     firsts = [pts[0][0] for d in (neg, mean) for t, pts in d.items() if t in wanted and pts]
     x_lo = max(data.start, min(firsts, default=data.start) - data.step)
     alert_points = 0
-    starts = []
+    starts: list[tuple[float, str]] = []
     for topic in focus:
         color = colors[topic]
         states = data.alerts.get(topic, [])
