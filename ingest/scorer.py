@@ -220,8 +220,8 @@ class Scorer:
                       extra={"error": str(exc)})
             code = 1
         finally:
-            # Whatever is still in hand must not be produced and committed by the listener
-            # during close: it would commit past an earlier batch that failed.
+            # Whatever is still in hand after a failure is dropped unproduced: its records
+            # are read again from the committed offset by the next owner.
             self.batcher.flush()
             self._close()
             repeats.remove(filtered)
