@@ -1,8 +1,9 @@
 """What a notification says: figures now vs baseline, tickers, exemplars, links, chat blocks.
 
 The spike rules put their figures in machine-readable annotations (``negative_share``,
-``baseline_share``, ``volume``, ``zscore``: plain numbers read by Prometheus at evaluation
-time) beside the human ``summary``. Two annotations are optional and rendered when an alert
+``baseline_share``, ``volume``, ``zscore``, ``observed_negatives``, ``expected_negatives``,
+``evidence``, ``threshold``: plain numbers read by Prometheus at evaluation time) beside the
+human ``summary``. Two annotations are optional and rendered when an alert
 carries them: ``tickers`` (comma-separated, most mentioned first) and ``exemplars`` (a JSON
 list of ``{"text", "source", "ts", "tickers"}``, the most negative texts of the burst).
 Links are built here, URL-encoded: the topic's report PNG and the page of recent alerts
@@ -18,8 +19,10 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-#: Annotations holding one number each, in display order.
-FIGURES = ("negative_share", "baseline_share", "volume", "zscore")
+#: Annotations holding one number each, in display order (the last four are the monitor's
+#: change detector: negatives seen vs expected at this time of day, evidence vs threshold).
+FIGURES = ("negative_share", "baseline_share", "volume", "zscore", "observed_negatives",
+           "expected_negatives", "evidence", "threshold")
 #: How far back the report PNG linked from a notification reaches.
 REPORT_SINCE = "3h"
 #: Slack refuses more than 50 blocks per message; alerts beyond this are only counted.
@@ -103,6 +106,11 @@ def figures_line(values: Mapping[str, float]) -> str:
         parts.append(f"{values['volume']:.0f} records in the short window")
     if "zscore" in values:
         parts.append(f"z={values['zscore']:.1f}")
+    if "observed_negatives" in values and "expected_negatives" in values:
+        parts.append(f"{values['observed_negatives']:.0f} negative records where "
+                     f"{values['expected_negatives']:.1f} were expected")
+    if "evidence" in values and "threshold" in values:
+        parts.append(f"evidence {values['evidence']:.1f} (threshold {values['threshold']:.1f})")
     return ", ".join(parts)
 
 
@@ -150,6 +158,9 @@ def slack_message(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             fields.append(f"*Records (short window)*\n{values['volume']:.0f}")
         if "zscore" in values:
             fields.append(f"*z-score*\n{values['zscore']:.1f}")
+        if "observed_negatives" in values and "expected_negatives" in values:
+            fields.append(f"*Negative records*\n{values['observed_negatives']:.0f} "
+                          f"(expected {values['expected_negatives']:.1f})")
         if record.get("tickers"):
             fields.append("*Tickers*\n" + ", ".join(f"${t}" for t in record["tickers"][:10]))
         if record.get("starts_at"):

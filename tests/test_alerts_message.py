@@ -45,6 +45,11 @@ def test_figures_line() -> None:
     assert figures_line(figures(ALERT["annotations"])) == (
         "negative share 67% vs baseline 34%, 212 records in the short window, z=13.8")
     assert figures_line({}) == ""
+    detector = {"observed_negatives": "48", "expected_negatives": "6.04", "evidence": "21.7",
+                "threshold": "9.2", "negative_share": "0.8"}
+    assert figures_line(figures(detector)) == (
+        "negative share 80%, 48 negative records where 6.0 were expected, "
+        "evidence 21.7 (threshold 9.2)")
 
 
 def test_tickers_label_first_then_annotation_without_repeats() -> None:
