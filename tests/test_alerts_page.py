@@ -122,3 +122,61 @@ def test_history_reads_only_the_end_of_a_long_file(tmp_path: Path,
             "A499", "A498", "A497", "A496", "A495"]
     finally:
         server.stop()
+
+
+@pytest.mark.integration
+def test_page_in_a_real_browser_after_an_alert_through_the_real_alertmanager(
+    tmp_path: Path,
+) -> None:
+    """An alert posted to a real Alertmanager (rendered config, bearer secret) reaches the
+    receiver; headless Chromium opens the page with the secret as its password and shows the
+    alert's figures, tickers and exemplar texts. Needs no monitor: Alertmanager's API is the
+    source, as Prometheus would be."""
+    import json
+    import time
+
+    from sentimon.config import Settings
+    from sentimon.stack import observability as obs
+    from sentimon.stack.manager import Stack
+    from tests.conftest import free_ports
+    from tests.test_alerts_notify import browser_text
+    from tests.test_deploy_render import _post_alerts
+
+    am_port, notify_port = free_ports(2)
+    settings = Settings(
+        home=tmp_path / "home", stack={"alertmanager_port": am_port},
+        notify={"port": notify_port, "secret": "page-secret"},
+        alerts={"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
+    )
+    receiver = NotifyServer(host="127.0.0.1", port=notify_port, jsonl_path=tmp_path / "n.jsonl",
+                            secret="page-secret").start()
+    stack = Stack(settings)
+    exemplar = {"text": "Chipmaker shares plunge after guidance cut", "source": "news",
+                "ts": "2026-12-01T20:35:00Z", "tickers": ["NVDA"]}
+    try:
+        stack.up(["alertmanager"], timeout_s=60)
+        _post_alerts(obs.alertmanager_url(settings), [{
+            "labels": {"alertname": "NegativeSentimentSpike", "topic": "Stock Movement",
+                       "severity": "warning"},
+            "annotations": {
+                "summary": "Negative sentiment spike on topic Stock Movement",
+                "negative_share": "0.6737", "baseline_share": "0.3598", "volume": "331",
+                "zscore": "12.4", "tickers": "NVDA,AMD", "exemplars": json.dumps([exemplar]),
+            },
+        }])
+        deadline = time.monotonic() + 30
+        while not receiver.notifier.recent():
+            assert time.monotonic() < deadline, "Alertmanager never delivered the alert"
+            time.sleep(0.2)
+        shot = tmp_path / "page.png"
+        text = browser_text(f"http://viewer:page-secret@127.0.0.1:{notify_port}/",
+                            screenshot=shot)
+    finally:
+        stack.down(["alertmanager"])
+        receiver.stop()
+    assert "FIRING NegativeSentimentSpike: Stock Movement" in text, text
+    assert "negative share 67% vs baseline 36%, 331 records in the short window, z=12.4" in text
+    assert "Tickers: $NVDA, $AMD" in text
+    assert "Chipmaker shares plunge after guidance cut" in text
+    assert "news · 2026-12-01T20:35:00Z · $NVDA" in text
+    assert shot.read_bytes().startswith(b"\x89PNG")
