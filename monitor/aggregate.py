@@ -8,6 +8,7 @@ older than the history are counted in ``too_old`` and otherwise ignored.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class DetectorConfig:
     slot_s: float = 900.0  # baseline resolution
     history_s: float = 7 * 86_400.0  # how much history the baselines see
     half_life_s: float = 86_400.0  # older history counts less
+    min_history_s: float = 3_600.0  # observed history before a series can alarm
     soft: bool = True  # expected negatives from P(negative); False: count argmax labels
     rises: tuple[float, ...] = RISE_MULTIPLES
 
@@ -109,6 +111,7 @@ class Aggregator:
             history_s=max(self.detector.history_s, baseline_window_s))
         # Everything a record can still change lies within this span behind the watermark.
         self.memory_s = max(baseline_window_s, self.history.history_slots * self.history.slot_s)
+        self._min_slots = max(1, math.ceil(self.detector.min_history_s / self.history.slot_s))
         self._fits: dict[Key, tuple[tuple[int, int], Baseline]] = {}
         self._market_fit: tuple[tuple[int, int], MarketFit | None] | None = None
         self.rule = rule
@@ -136,6 +139,7 @@ class Aggregator:
                 false_alerts_per_day_tickers=m.false_alerts_per_day_tickers,
                 horizon_s=m.detection_horizon_s, slot_s=m.baseline_slot_s,
                 history_s=m.history_s, half_life_s=m.baseline_half_life_s,
+                min_history_s=m.min_history_s,
                 soft=m.evidence == "probability"),
         )
 
@@ -208,7 +212,8 @@ class Aggregator:
         if self._market_fit is None or self._market_fit[0] != stamp:
             self._market_fit = (stamp, fit_market(self.history, MARKET, end_slot=stamp[0],
                                                   soft=self.detector.soft,
-                                                  half_life_s=self.detector.half_life_s))
+                                                  half_life_s=self.detector.half_life_s,
+                                                  min_slots=self._min_slots))
             self._fits.clear()
         return self._market_fit[1]
 
@@ -237,12 +242,13 @@ class Aggregator:
         short = self.windows.short_buckets
         for key in (h.series() if keys is None else keys):
             base = self.baseline(key)
-            buckets, _, x = h.window(key, soft=self.detector.soft)
+            buckets, n, x = h.window(key, soft=self.detector.soft)
             if base is None or len(buckets) == 0:
                 out[key] = NO_DETECTION
                 continue
             mu = base.expected(buckets, bucket_s=h.bucket_s, slot_s=h.slot_s)
-            evidence, rise = log_sr(x, mu, rises=self.detector.rises)
+            nu = mu * (1.0 - base.share) / max(base.share, 1e-9)
+            evidence, rise = log_sr(x, mu, y=n - x, nu=nu, rises=self.detector.rises)
             out[key] = Detection(evidence=evidence, threshold=thresholds[key[0]],
                                  expected=float(mu[-short:].sum()),
                                  observed=float(x[-short:].sum()), rise=rise)

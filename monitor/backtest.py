@@ -322,6 +322,8 @@ class TopicReport:
     summary: Summary
     oracle_threshold: float | None
     false_alerts: int  # on this topic outside its bursts, in the injected replay
+    bursts: list[Burst] = field(default_factory=list)
+    replay: Replay | None = None  # with the topic's evidence traced, for plots
 
 
 @dataclass
@@ -383,7 +385,7 @@ def backtest(clean: Sequence[ScoredRecord], *, settings: MonitorSettings, for_s:
         g = grace_s if grace_s is not None else inj.duration_s
         key = ("topic", inj.topic)
         run = replay(records, settings=settings, for_s=for_s, keep_s=keep_s, keys=[key],
-                     legacy=legacy)
+                     legacy=legacy, trace=[key])
         detected = match(run.episodes, bursts, grace_s=g)
         oracle_times: list[float | None] = [None] * len(bursts)
         threshold = None
@@ -402,7 +404,7 @@ def backtest(clean: Sequence[ScoredRecord], *, settings: MonitorSettings, for_s:
         own_fa = false_alerts(run.episodes, bursts, grace_s=g)["topic"]
         summary = summarize(results)
         reports.append(TopicReport(inj.topic, bands.get(inj.topic, "low"), results, summary,
-                                   threshold, own_fa))
+                                   threshold, own_fa, bursts, run))
         say(f"{inj.topic}: {summary.caught}/{summary.bursts} caught"
             + (f", oracle {summary.oracle_caught}" if summary.oracle_caught is not None else ""))
     pooled = summarize([r for t in reports for r in t.results])

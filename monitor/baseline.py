@@ -120,14 +120,15 @@ def _tod(n: np.ndarray, hours: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def fit_market(history: EventHistory, market: Key, *, end_slot: int, soft: bool,
-               half_life_s: float = DEFAULT_HALF_LIFE_S) -> MarketFit | None:
+               half_life_s: float = DEFAULT_HALF_LIFE_S,
+               min_slots: int = MIN_HISTORY_SLOTS) -> MarketFit | None:
     """Fit the market from slots before ``end_slot``; None with too little history."""
     start = end_slot - history.history_slots
     slots = history.coarse.get(market, {})
     seen = np.array(sorted(s for s, acc in slots.items() if start <= s < end_slot and acc[0]),
                     dtype=np.int64)
     observed = _observed(seen, end_slot)
-    if len(observed) < MIN_HISTORY_SLOTS:
+    if len(observed) < min_slots:
         return None
     hours = _hours(observed, history.slot_s)
     recency = 0.5 ** ((end_slot - 1 - observed) * history.slot_s / half_life_s)

@@ -6,6 +6,10 @@ live in exactly one of them. On every (re)assignment the windows are rebuilt fro
 records of the assigned partitions since ``now - baseline window - short window`` (found
 with ``offsets_for_times``); figures are a function of the records in the windows only, so a
 restart or a rebalance changes no figure and committed offsets are never needed.
+
+On a live stream that goes quiet, the watermark follows the wall clock after
+``monitor.live_idle_s`` (see :meth:`Monitor._advance_live`), so evidence decays and alerts
+resolve; replays of old data stay in event time.
 """
 
 from __future__ import annotations
@@ -29,12 +33,10 @@ from sentimon.kafka import GracefulStop, JoinWatch, consumer_lag, make_consumer,
 from sentimon.monitor.aggregate import MARKET, Aggregator, Snapshot
 from sentimon.monitor.collector import MonitorCollector
 from sentimon.monitor.records import MalformedRecord, parse_scored
+from sentimon.timestamps import FUTURE_TOLERANCE_S  # one rule with the scorer
 
 log = logging.getLogger(__name__)
 
-#: Records stamped further than this ahead of the wall clock are refused (reason
-#: ``future_ts``): one bad clock must not push the watermark ahead and empty every window.
-FUTURE_TOLERANCE_S = 300.0
 #: Seconds between two consumer-lag refreshes (one ListOffsets request each).
 LAG_REFRESH_S = 2.0
 #: Seconds between two progress lines while the windows are rebuilt.
@@ -167,9 +169,26 @@ class Monitor:
             if now - last_lag >= LAG_REFRESH_S:
                 self._refresh_lag(consumer)
                 last_lag = now
+            if self._ready and now - last_record >= self.settings.monitor.live_idle_s:
+                self._advance_live()
             if idle_exit_s is not None and self._ready and now - last_record >= idle_exit_s:
                 log.info("idle, exiting", extra={"idle_exit_s": idle_exit_s})
                 return
+
+    def _advance_live(self) -> None:
+        """On a live stream gone quiet, let event time follow the wall clock.
+
+        Without records the watermark would stand still and a spike would stay on for as
+        long as the stream is silent; moving it lets the evidence decay. Only a stream whose
+        newest event lies within the detection horizon of the clock counts as live: a replay
+        of old records stays in event time.
+        """
+        wall = self.clock()
+        wm = self.aggregator.windows.watermark
+        if wm is None or not wall - self.settings.monitor.detection_horizon_s <= wm < wall - 1.0:
+            return
+        with self._lock:
+            self.aggregator.advance_to(wall)
 
     def _handle(self, tp: TopicPartition, msg: Any) -> None:
         count = msg.offset >= self._counted_upto.get(tp, 0)
@@ -205,7 +224,9 @@ class Monitor:
         ends: dict[TopicPartition, int] = {}
         starts: dict[TopicPartition, int] = {}
         if assigned:
-            start_ms = int((self.clock() - m.baseline_window_s - m.short_window_s) * 1000)
+            # Everything that can still change a figure: the longer of the baseline window and
+            # the detector's history, plus the short window.
+            start_ms = int((self.clock() - self.aggregator.memory_s - m.short_window_s) * 1000)
             found = consumer.offsets_for_times({tp: max(0, start_ms) for tp in assigned})
             ends = {tp: int(o) for tp, o in consumer.end_offsets(assigned).items()}
             for tp in assigned:

@@ -70,21 +70,29 @@ def threshold(*, false_alerts_per_day: float, n_series: int, bucket_s: float) ->
     return math.log(max(arl_buckets, 1.0))
 
 
-def log_sr(x: np.ndarray, mu: np.ndarray, *,
+def log_sr(x: np.ndarray, mu: np.ndarray, *, y: np.ndarray | None = None,
+           nu: np.ndarray | None = None,
            rises: Sequence[float] = RISE_MULTIPLES) -> tuple[float, float]:
     """(log R at the last bucket, the multiple with the most evidence) for buckets in order.
 
     ``x`` and ``mu`` are observed and expected negatives per bucket, oldest first; the
-    change may have begun at any of them.
+    change may have begun at any of them. With ``y`` and ``nu`` (observed and expected
+    other records), the expectation from each candidate start on is scaled up by how far
+    the other records exceed theirs (:func:`volume_factor`): a surge of *all* records (a
+    busy market hour the baseline has not seen yet, a bot) is not a surge of negatives.
     """
     if len(x) == 0:
         return -math.inf, rises[0]
+    # Suffix sums: everything from a candidate change point tau to the last bucket.
+    xs = np.cumsum(x[::-1])
+    ms = np.cumsum(mu[::-1])
+    if y is not None and nu is not None:
+        ms = ms * volume_factor(np.cumsum(y[::-1]), np.cumsum(nu[::-1]))
     best_rho, best, terms = rises[0], -math.inf, []
     log_w = -math.log(len(rises))
     for rho in rises:
-        llr = x * math.log(rho) - mu * (rho - 1.0)
-        # Suffix sums: the log-likelihood ratio of "the change began at tau", for every tau.
-        suffix = np.cumsum(llr[::-1])
+        # The log-likelihood ratio of "the change began at tau", for every tau.
+        suffix = xs * math.log(rho) - ms * (rho - 1.0)
         top = float(suffix.max())
         term = top + math.log(float(np.exp(suffix - top).sum())) + log_w
         terms.append(term)
@@ -93,3 +101,16 @@ def log_sr(x: np.ndarray, mu: np.ndarray, *,
     top = max(terms)
     return top + math.log(sum(math.exp(t - top) for t in terms)), best_rho
 
+
+#: Pseudo-records that keep the volume factor near 1 on thin series.
+VOLUME_PSEUDO = 5.0
+
+
+def volume_factor(others: np.ndarray, expected_others: np.ndarray) -> np.ndarray:
+    """How many times more non-negative records came than expected (never below 1).
+
+    Scaling the expected negatives by it judges negatives against the records that did
+    come: the conditional (binomial) view when volume is up, the Poisson view otherwise.
+    It only ever lowers the statistic, so the false-alarm bound still holds.
+    """
+    return np.maximum(1.0, (others + VOLUME_PSEUDO) / (expected_others + VOLUME_PSEUDO))

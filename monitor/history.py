@@ -82,6 +82,8 @@ class EventHistory:
                 ring.n[pos] += 1
                 ring.neg[pos] += neg
                 ring.mass[pos] += mass
+            if self._newest_slot is not None and slot <= self._newest_slot - self.history_slots:
+                continue  # that slot has been forgotten: counting it again would depend on order
             slots = self.coarse.setdefault(key, {})
             acc = slots.get(slot)
             if acc is None:
@@ -99,11 +101,12 @@ class EventHistory:
         return math.floor(((wm + 1) * self.bucket_s - self.horizon * self.bucket_s) / self.slot_s)
 
     def too_old(self, ts: float) -> bool:
-        """True when ``ts`` falls before the history that ends at the watermark."""
+        """True when ``ts`` falls before the history that ends at the watermark (to a bucket)."""
         wm = self.watermark_bucket
         if wm is None:
             return False
-        return self.slot_of(ts) <= self.slot_of(wm * self.bucket_s) - self.history_slots
+        span = round(self.history_slots * self.slot_s / self.bucket_s)
+        return self.bucket_of(ts) <= wm - span
 
     def advance(self, bucket: int) -> None:
         """Move the watermark to ``bucket`` (never back); forget slots past the history."""

@@ -110,7 +110,8 @@ def load_pool(name: str, pool_dir: Path = SCENARIO_DIR) -> pd.DataFrame:
 def fold(pool: pd.DataFrame, *, rate_per_min: float, temperature: float = 1.0,
          start: float = EPOCH) -> list[ScoredRecord]:
     """The tweets laid onto whole scenario days at about ``rate_per_min``, in time order."""
-    src = pd.to_datetime(pool.ts, utc=True).astype("int64").to_numpy() / 1e9
+    src = (pd.to_datetime(pool.ts, utc=True)
+           - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
     day0 = math.floor(src.min() / DAY)
     src_day = np.floor(src / DAY) - day0
     n_source_days = int(src_day.max()) + 1

@@ -237,19 +237,23 @@ class MonitorSettings(_Section):
         "together (SENTIMON_MONITOR__FALSE_ALERTS_PER_DAY_TICKERS).",
     )
     detection_horizon_s: int = Field(
-        3_600, ge=60, description="How far back a surge may have begun for the detector; older "
+        3_600, ge=1, description="How far back a surge may have begun for the detector; older "
         "changes are the baseline's (SENTIMON_MONITOR__DETECTION_HORIZON_S).",
     )
     history_s: int = Field(
-        7 * 86_400, ge=3_600, description="History the baselines learn from (time of day, rate, "
+        7 * 86_400, ge=60, description="History the baselines learn from (time of day, rate, "
         "share); read back from the scored topic on start (SENTIMON_MONITOR__HISTORY_S).",
     )
     baseline_half_life_s: int = Field(
-        86_400, ge=900, description="Age at which history counts half in the baselines, so they "
+        86_400, ge=1, description="Age at which history counts half in the baselines, so they "
         "follow a level that moves over days (SENTIMON_MONITOR__BASELINE_HALF_LIFE_S).",
     )
+    min_history_s: int = Field(
+        3_600, ge=1, description="Observed history a series needs before it can alarm (cold "
+        "start) (SENTIMON_MONITOR__MIN_HISTORY_S).",
+    )
     baseline_slot_s: int = Field(
-        900, ge=60, description="Resolution of the baseline history in seconds "
+        900, ge=1, description="Resolution of the baseline history in seconds "
         "(SENTIMON_MONITOR__BASELINE_SLOT_S).",
     )
     evidence: Literal["probability", "argmax"] = Field(

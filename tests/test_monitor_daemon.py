@@ -84,6 +84,10 @@ def monitor_settings(kafka_settings: Settings, topics: TopicSettings, *, port: i
         "group_id": group or f"test-monitor-{uuid.uuid4().hex[:8]}",
         "short_window_s": SHORT_S, "baseline_window_s": BASELINE_S,
         "watchlist": ["AAPL", "TSLA"], "min_volume": 5, "metrics_port": port,
+        # The detector's history no longer than the baseline window: "too old" is older than
+        # both. Event time only, unless a test asks for the live watermark.
+        "history_s": BASELINE_S, "baseline_slot_s": 60, "detection_horizon_s": 60,
+        "min_history_s": 120, "live_idle_s": 1e9,
     }
     opts.update(monitor)
     return kafka_settings.model_copy(
@@ -297,26 +301,51 @@ def test_exact_figures_duplicates_late_and_bad_records(
     assert lags(m) == {"0": 0, "1": 0, "2": 0}
 
 
-def test_spike_turns_on_with_volume(kafka_settings: Settings, topics: TopicSettings) -> None:
-    settings = monitor_settings(kafka_settings, topics, min_volume=30)
-    w = math.floor(time.time()) - 10
-    # Baseline: 200 Macro records, 20 % negative; short window: 6 of which 5 negative.
-    base = [scored(f"b{i}", w - 100 - i, topic="Macro",
-                   sentiment="negative" if i % 5 == 0 else "neutral") for i in range(200)]
-    few = [scored(f"f{i}", w - i, topic="Macro", sentiment="negative" if i else "neutral")
-           for i in range(6)]
-    produce(settings, [*base, *few])
+def test_spike_turns_on_then_decays_when_the_live_stream_goes_quiet(
+        kafka_settings: Settings, topics: TopicSettings) -> None:
+    """A burst raises the detector's evidence over its threshold; once records stop, the
+    watermark follows the wall clock (live stream) and the spike clears by itself."""
+    settings = monitor_settings(kafka_settings, topics, live_idle_s=2.0)
+    w = math.floor(time.time()) - 5
+    # Baseline: 400 Macro records over 400 s, 20 % negative.
+    base = [scored(f"b{i}", w - 60 - i, topic="Macro",
+                   sentiment="negative" if i % 5 == 0 else "neutral",
+                   score=-0.8 if i % 5 == 0 else 0.0) for i in range(400)]
+    produce(settings, base)
     macro = frozenset({("topic", "Macro")})
     with ThreadMonitor(settings) as mon:
-        m = wait_records(mon.port, 206)
-        assert m[("sentimon_topic_spike_zscore", macro)] > 3  # high z ...
-        assert m[("sentimon_topic_spike", macro)] == 0  # ... but only 6 records
-        many = [scored(f"s{i}", w - i % 50, topic="Macro",
-                       sentiment="negative" if i % 2 else "neutral") for i in range(60)]
-        produce(settings, many)
-        m = wait_records(mon.port, 266)
-        assert m[("sentimon_topic_volume", frozenset({*macro, ("window", "short")}))] == 66
+        m = wait_records(mon.port, 400)
+        assert m[("sentimon_topic_spike", macro)] == 0
+        assert ("sentimon_topic_evidence_threshold", macro) in m
+        burst = [scored(f"s{i}", w - i % 20, topic="Macro", sentiment="negative", score=-0.9)
+                 for i in range(60)]
+        produce(settings, burst)
+        m = wait_records(mon.port, 460)
         assert m[("sentimon_topic_spike", macro)] == 1
+        assert m[("sentimon_topic_evidence", macro)] >= m[("sentimon_topic_evidence_threshold", macro)]
+        assert m[("sentimon_topic_observed_negatives", macro)] > \
+            3 * m[("sentimon_topic_expected_negatives", macro)]
+        # Nothing more arrives: within the 60 s horizon (plus slack) the burst is behind the
+        # watermark, which now follows the clock.
+        wait_for(lambda: scrape(mon.port)[("sentimon_topic_spike", macro)] == 0,
+                 "the spike to clear on a quiet live stream", timeout_s=120)
+        wm = scrape(mon.port)[("sentimon_monitor_watermark_timestamp_seconds", frozenset())]
+        assert wm > w + 30
+
+
+def test_a_replay_of_old_records_stays_in_event_time(
+        kafka_settings: Settings, topics: TopicSettings) -> None:
+    settings = monitor_settings(kafka_settings, topics, live_idle_s=0.5)
+    old = 1_451_606_400  # 2016-01-01: a replay, far from the wall clock
+    produce(settings, [scored(f"o{i}", old + i, topic="Macro") for i in range(30)])
+    with ThreadMonitor(settings) as mon:
+        wait_records(mon.port, 30)
+        # Well past live_idle_s without records, polled: the watermark never moves.
+        until = time.monotonic() + 3
+        while time.monotonic() < until:
+            m = scrape(mon.port)
+            assert m[("sentimon_monitor_watermark_timestamp_seconds", frozenset())] == old + 29
+            time.sleep(0.3)
 
 
 @pytest.mark.slow
