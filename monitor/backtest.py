@@ -256,14 +256,18 @@ def summarize(results: Sequence[BurstResult]) -> Summary:
     )
 
 
+#: A topic's volume band by its share of the stream's records.
+BANDS = (("high", 0.05), ("medium", 0.01), ("low", 0.0))
+
+
 def volume_bands(records: Sequence[ScoredRecord]) -> dict[str, str]:
-    """Each topic's volume band in a stream: high, medium or low (thirds by record count)."""
+    """Each topic's volume band: high (>= 5 % of the records), medium (>= 1 %) or low."""
     counts: dict[str, int] = {}
     for r in records:
         counts[r.topic] = counts.get(r.topic, 0) + 1
-    ranked = sorted(counts, key=lambda t: -counts[t])
-    third = max(1, math.ceil(len(ranked) / 3))
-    return {t: ("high", "medium", "low")[min(2, i // third)] for i, t in enumerate(ranked)}
+    total = max(1, len(records))
+    return {t: next(name for name, floor in BANDS if n / total >= floor)
+            for t, n in counts.items()}
 
 
 def plot(out: Replay, key: Key, bursts: Sequence[Burst], path: str, *,
@@ -349,18 +353,20 @@ def backtest(clean: Sequence[ScoredRecord], *, settings: MonitorSettings, for_s:
              keep_s: float = 0.0, legacy: bool = False,
              injections: Sequence[Injection] = (), burst_pool: pd.DataFrame | None = None,
              truth: Sequence[Burst] = (), grace_s: float | None = None, oracle: bool = True,
-             temperature: float = 1.0,
+             temperature: float = 1.0, clean_replay: Replay | None = None,
              progress: object = None) -> Report:
     """Replay ``clean`` for false alerts (and ``truth``), then each injection for recall.
 
-    ``progress`` is called with a line of text after each replay (None: silent).
+    ``clean_replay`` reuses an earlier replay of ``clean`` with the same settings (a grid of
+    injections on one stream); ``progress`` is called with a line of text after each replay.
     """
     from sentimon.monitor import oracle as oracle_mod
     from sentimon.monitor.scenario import inject
 
     say = progress if callable(progress) else (lambda _line: None)
     bucket_s = settings.short_window_s / 60
-    base = replay(clean, settings=settings, for_s=for_s, keep_s=keep_s, legacy=legacy)
+    base = clean_replay or replay(clean, settings=settings, for_s=for_s, keep_s=keep_s,
+                                  legacy=legacy)
     grace = grace_s if grace_s is not None else (
         max((b.end - b.start for b in truth), default=600.0))
     fa = false_alerts(base.episodes, truth, grace_s=grace)

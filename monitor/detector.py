@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 #: Multiples of the expected negatives that the mixture looks for.
-RISE_MULTIPLES: tuple[float, ...] = (1.5, 2.0, 4.0)
+RISE_MULTIPLES: tuple[float, ...] = (1.5, 2.0, 4.0, 8.0, 16.0, 32.0)
 SECONDS_PER_DAY = 86_400.0
 
 

@@ -1,0 +1,142 @@
+"""Alert quality on the committed scenarios: the detector against the old statistic and the oracle.
+
+For each stream volume (StockNet folded to N messages a minute) it replays the clean stream
+(false alerts a day per family), then injects bursts into a busy, a medium and a rare topic,
+one every 3 hours after a day of history, at each size (multiples of the topic's negative
+share, and absolute numbers of extra negative texts), and reports recall, median and p90
+delay, and the oracle's figures at the same false-alarm rate. With --legacy the z statistic
+with its old rule (for: 10m) runs on the same bursts. Figures go to --json-out; the tables
+in docs/alerts.md are printed with --markdown.
+
+examples:
+  python -m benchmarks.alert_quality --json-out benchmarks/results/alert_quality.json --markdown
+  python -m benchmarks.alert_quality --rates 17 --sizes 2x --topics "Stock Commentary" --legacy
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import machine_info, script_parser, write_json
+
+DEFAULT_TOPICS = "Stock Commentary,Earnings,Fed | Central Banks"
+DEFAULT_SIZES = "1.5x,2x,4x,10,20,40,80"
+
+
+def _size(text: str) -> dict[str, Any]:
+    return {"multiple": float(text[:-1])} if text.endswith("x") else {"extra": int(text)}
+
+
+def main() -> int:
+    p = script_parser("benchmarks.alert_quality", __doc__ or "")
+    p.add_argument("--rates", default="5,17,34", help="messages a minute (default 5,17,34)")
+    p.add_argument("--topics", default=DEFAULT_TOPICS,
+                   help=f"topics to inject into (default {DEFAULT_TOPICS!r})")
+    p.add_argument("--sizes", default=DEFAULT_SIZES,
+                   help=f"burst sizes: Mx multiplies the share, N adds texts (default {DEFAULT_SIZES})")
+    p.add_argument("--legacy", action="store_true",
+                   help="also run the old z statistic (for: 10m) on the same bursts")
+    p.add_argument("--legacy-rates", default="17", help="volumes for --legacy (default 17)")
+    p.add_argument("--argmax-rates", default="",
+                   help="volumes at which the detector also runs on argmax counts instead of "
+                   "P(negative) (e.g. 17)")
+    p.add_argument("--json-out", type=Path, help="write all figures as JSON")
+    p.add_argument("--markdown", action="store_true", help="print the docs tables")
+    args = p.parse_args()
+
+    from sentimon.config import Settings
+    from sentimon.monitor import scenario
+    from sentimon.monitor.backtest import Injection, backtest, replay
+    from sentimon.monitor.backtest_cli import report_json
+    from sentimon.monitor.report import parse_duration
+
+    settings = Settings()
+    m = settings.monitor
+    for_s = parse_duration(settings.alerts.spike_for)
+    keep_s = parse_duration(settings.alerts.spike_keep_firing_for)
+    temperature = scenario.sentiment_temperature()
+    pool = scenario.load_pool("stocknet")
+    bursts = scenario.load_pool("bearish")
+    topics = [t.strip() for t in args.topics.split(",") if t.strip()]
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    legacy_rates = {float(r) for r in args.legacy_rates.split(",")} if args.legacy else set()
+    argmax_rates = {float(r) for r in args.argmax_rates.split(",") if r.strip()}
+    runs: list[dict[str, Any]] = []
+    started = time.monotonic()
+    for rate in [float(r) for r in args.rates.split(",")]:
+        clean = scenario.fold(pool, rate_per_min=rate, temperature=temperature)
+        variants = ["detector", *(["argmax"] if rate in argmax_rates else []),
+                    *(["zscore"] if rate in legacy_rates else [])]
+        for detector in variants:
+            legacy = detector == "zscore"
+            m = settings.monitor.model_copy(update={
+                "evidence": "argmax" if detector == "argmax" else settings.monitor.evidence})
+            f_s, k_s = (600.0, 0.0) if legacy else (for_s, keep_s)
+            t = time.monotonic()
+            base = replay(clean, settings=m, for_s=f_s, keep_s=k_s, legacy=legacy)
+            print(f"[{time.monotonic() - started:6.0f}s] {rate:g}/min {detector}: clean replay "
+                  f"{time.monotonic() - t:.0f}s, {len(base.episodes)} alerts", file=sys.stderr)
+            for size in sizes:
+                injections = [Injection(topic=topic, **_size(size)) for topic in topics]
+                usable = []
+                for inj in injections:
+                    try:  # a multiple a topic's share cannot reach is skipped, and said so
+                        scenario.inject(clean, bursts, topic=inj.topic, multiple=inj.multiple,
+                                        extra=inj.extra, every_s=1e12)
+                        usable.append(inj)
+                    except ValueError as exc:
+                        print(f"  skip {inj.topic} {size}: {exc}", file=sys.stderr)
+                report = backtest(clean, settings=m, for_s=f_s, keep_s=k_s, legacy=legacy,
+                                  injections=usable, burst_pool=bursts, oracle=not legacy,
+                                  temperature=temperature, clean_replay=base)
+                runs.append({"rate": rate, "detector": detector, "size": size,
+                             **report_json(report)})
+                print(f"[{time.monotonic() - started:6.0f}s] {rate:g}/min {detector} {size}: "
+                      f"{report.pooled.caught}/{report.pooled.bursts} caught", file=sys.stderr)
+    doc = {"benchmark": "alert_quality", "machine": machine_info(),
+           "settings": {"monitor": m.model_dump(mode="json"), "for_s": for_s, "keep_s": keep_s,
+                        "temperature": temperature},
+           "runs": runs}
+    write_json(args.json_out, doc)
+    if args.markdown:
+        print(markdown(runs))
+    return 0
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value / 60:.1f}"
+
+
+def markdown(runs: list[dict[str, Any]]) -> str:
+    """Tables: false alerts a day per volume; recall and delay per size, ours beside the oracle."""
+    out = ["| volume | detector | false topic alerts/day | false ticker alerts/day | "
+           "false market alerts/day |", "| --- | --- | --- | --- | --- |"]
+    seen = set()
+    for r in runs:
+        key = (r["rate"], r["detector"])
+        if key in seen:
+            continue
+        seen.add(key)
+        fa = r["false_alerts_per_day"]
+        out.append(f"| {r['rate']:g}/min | {r['detector']} | {fa['topic']:.2f} | "
+                   f"{fa['ticker']:.2f} | {fa['market']:.2f} |")
+    out += ["", "| volume | size | detector | caught | median delay (min) | p90 (min) | "
+            "oracle caught | oracle median (min) | recall / oracle | delay / oracle |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in runs:
+        s = r["pooled"]
+        ratio = "-" if s["recall_ratio"] is None else f"{s['recall_ratio']:.2f}"
+        dratio = "-" if s["delay_ratio"] is None else f"{s['delay_ratio']:.2f}"
+        oracle = "-" if s["oracle_caught"] is None else f"{s['oracle_caught']}/{s['bursts']}"
+        out.append(f"| {r['rate']:g}/min | {r['size']} | {r['detector']} | "
+                   f"{s['caught']}/{s['bursts']} | {_s(s['delay_median_s'])} | "
+                   f"{_s(s['delay_p90_s'])} | {oracle} | {_s(s['oracle_delay_median_s'])} | "
+                   f"{ratio} | {dratio} |")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
