@@ -498,7 +498,8 @@ def test_spike_reaches_notify_through_real_monitor_prometheus_and_alertmanager(
         "scorer": base.scorer.model_copy(update={"metrics_port": scorer_port}),
         "monitor": base.monitor.model_copy(update={
             "metrics_port": monitor_port, "short_window_s": 60, "baseline_window_s": 3600,
-            "min_volume": 20}),
+            "min_volume": 20, "detection_horizon_s": 120, "baseline_slot_s": 60,
+            "min_history_s": 300, "history_s": 3600}),
         "notify": base.notify.model_copy(update={
             "port": notify_port, "secret": SecretStr("e2e-secret")}),
         "alerts": base.alerts.model_copy(update={
@@ -516,6 +517,11 @@ def test_spike_reaches_notify_through_real_monitor_prometheus_and_alertmanager(
         "SENTIMON_MONITOR__SHORT_WINDOW_S": "60",
         "SENTIMON_MONITOR__BASELINE_WINDOW_S": "3600",
         "SENTIMON_MONITOR__MIN_VOLUME": "20",
+        # The detector on a 50-minute history (1-second buckets).
+        "SENTIMON_MONITOR__DETECTION_HORIZON_S": "120",
+        "SENTIMON_MONITOR__BASELINE_SLOT_S": "60",
+        "SENTIMON_MONITOR__MIN_HISTORY_S": "300",
+        "SENTIMON_MONITOR__HISTORY_S": "3600",
         "SENTIMON_NOTIFY__PORT": str(notify_port),
         "SENTIMON_NOTIFY__SECRET": "e2e-secret",
         "SENTIMON_NOTIFY__PROMETHEUS_URL": f"http://127.0.0.1:{prom_port}",
@@ -572,10 +578,13 @@ def test_spike_reaches_notify_through_real_monitor_prometheus_and_alertmanager(
         summary = spike["annotations"]["summary"]
         assert "n/a" not in summary, summary
         assert "negative share 80% vs baseline 10% over 60 records" in summary, summary
-        assert spike["figures"] == pytest.approx(
-            {"negative_share": 0.8, "baseline_share": 0.1, "volume": 60, "zscore":
-             spike["figures"]["zscore"]}, abs=0.005)
-        assert spike["figures"]["zscore"] > 3
+        figures = spike["figures"]
+        assert {k: figures[k] for k in ("negative_share", "baseline_share", "volume")} == \
+            pytest.approx({"negative_share": 0.8, "baseline_share": 0.1, "volume": 60}, abs=0.005)
+        assert figures["zscore"] > 3
+        # The detector's own figures: evidence past its threshold, negatives far above baseline.
+        assert figures["evidence"] >= figures["threshold"] > 0
+        assert figures["observed_negatives"] > 5 * figures["expected_negatives"]
         notify_url = f"http://127.0.0.1:{notify_port}"
         assert spike["links"]["report"] == (
             f"{notify_url}/report.png?topic=Stock%20Movement&since=3h")

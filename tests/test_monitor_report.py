@@ -88,7 +88,8 @@ def test_report_from_real_prometheus(observability: Observability, topics: Topic
                                      tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     obs = observability
     settings = monitor_settings(obs.settings, topics, port=obs.settings.monitor.metrics_port,
-                                min_volume=10)
+                                min_volume=10, detection_horizon_s=20, baseline_slot_s=10,
+                                min_history_s=30)
     w = math.floor(time.time()) - 5
     base = [scored(f"b{i}", w - 100 - i, topic="Macro",
                    sentiment="negative" if i % 5 == 0 else "neutral") for i in range(100)]
@@ -100,11 +101,10 @@ def test_report_from_real_prometheus(observability: Observability, topics: Topic
 
     with ThreadMonitor(settings) as mon:
         wait_records(mon.port, len(base) + len(spike))
-        # Prometheus scrapes every second and evaluates the spike rule (pending for 10m).
+        # Prometheus scrapes every second and evaluates the spike rule (pending, then firing).
         wait_for(lambda: bool(prom_query(
-            obs.prometheus_url,
-            'ALERTS{alertname="NegativeSentimentSpike",topic="Macro",alertstate="pending"}')),
-            "the pending spike alert in Prometheus", timeout_s=60)
+            obs.prometheus_url, 'ALERTS{alertname="NegativeSentimentSpike",topic="Macro"}')),
+            "the spike alert in Prometheus", timeout_s=60)
         time.sleep(3)  # a few more scrapes, so every line has several points
         out = tmp_path / "report.png"
         result = render_report(prometheus_url=obs.prometheus_url, since_s=120, out=out,
