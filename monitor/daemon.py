@@ -1,11 +1,16 @@
 """``sentimon monitor``: consume scored records, keep sliding windows, serve ``/metrics``.
 
-The daemon joins the consumer group ``monitor.group_id`` on the scored topic. The scored
-topic is keyed by predicted topic, so with several monitor processes each topic's figures
-live in exactly one of them. On every (re)assignment the windows are rebuilt from the
-records of the assigned partitions since ``now - baseline window - short window`` (found
-with ``offsets_for_times``); figures are a function of the records in the windows only, so a
-restart or a rebalance changes no figure and committed offsets are never needed.
+Every monitor reads **every** partition of the scored topic (a group-less consumer), so its
+windows, baselines and detector see the whole stream, exactly as a single monitor would. The
+consumer group ``monitor.group_id`` only decides who *exports* what: the scored topic is keyed
+by predicted topic, and a monitor exports a topic's series when that topic's partition is
+assigned to it, and the ticker and market series when partition 0 is. So every series is
+owned by exactly one monitor and N monitors raise the same alerts as one.
+
+On start (and when the topic gains partitions) the windows are rebuilt from the records since
+``now - max(baseline window, history) - short window`` (found with ``offsets_for_times``);
+figures are a function of the records in the windows only, so a restart changes no figure and
+committed offsets are never needed.
 
 On a live stream that goes quiet, the watermark follows the wall clock after
 ``monitor.live_idle_s`` (see :meth:`Monitor._advance_live`), so evidence decays and alerts
@@ -24,6 +29,7 @@ from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.errors import KafkaError
+from kafka.partitioner.default import murmur2
 from kafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry, ProcessCollector
 
@@ -39,24 +45,32 @@ log = logging.getLogger(__name__)
 
 #: Seconds between two consumer-lag refreshes (one ListOffsets request each).
 LAG_REFRESH_S = 2.0
+#: Seconds between two looks at the scored topic's partition count.
+METADATA_REFRESH_S = 10.0
 #: Seconds between two progress lines while the windows are rebuilt.
 PROGRESS_S = 5.0
 #: Malformed records of one reason logged one by one, then one in this many.
 _LOG_FIRST, _LOG_EVERY = 10, 1000
 
 
-class _Rebuild(ConsumerRebalanceListener):
-    """Flags a rebuild; it runs after ``poll`` returns, outside the group protocol."""
+class _Ownership(ConsumerRebalanceListener):
+    """Records which partitions the group gives this monitor: the series it exports."""
 
     def __init__(self, monitor: Monitor) -> None:
         self._monitor = monitor
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        self._monitor._ready = False
-        self._monitor._assigned = False
+        self._monitor._owned = None
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        self._monitor._pending_rebuild = True
+        self._monitor._owned = frozenset(tp.partition for tp in assigned)
+        log.info("exporting the series of partitions", extra={
+            "partitions": ",".join(str(tp.partition) for tp in sorted(assigned)) or "-"})
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition the producer's default partitioner (murmur2) puts ``key`` in."""
+    return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions
 
 
 class Monitor:
@@ -82,7 +96,9 @@ class Monitor:
         self.http: DaemonHTTPServer | None = None
         self._lock = threading.Lock()
         self._ready = False
-        self._assigned = False  # the group gave us an assignment (maybe empty) and we sought
+        self._assigned = False  # every partition of the scored topic assigned and sought
+        self._partitions = 0  # how many the scored topic has
+        self._owned: frozenset[int] | None = None  # partitions the group gave us; None: none yet
         self._pending_rebuild = False
         self._targets: dict[TopicPartition, int] = {}
         # Offsets already counted in the counters: re-reads after a rebalance update the
@@ -94,14 +110,23 @@ class Monitor:
     # -- state read by the HTTP thread -------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        """Figures for ``/metrics``, taken under the lock so a scrape sees whole batches."""
+        """Figures for ``/metrics``, taken under the lock so a scrape sees whole batches.
+
+        Only the series this monitor owns: the topics whose partition the group assigned to
+        it, and the tickers and the market with partition 0.
+        """
         with self._lock:
             snap = self.aggregator.snapshot()
-        return replace(snap, lag=dict(self._lag), ready=self._ready)
+        owned, n = self._owned or frozenset(), max(1, self._partitions)
+        lead = 0 in owned
+        return replace(
+            snap, lag=dict(self._lag), ready=self.ready(),
+            topics={t: f for t, f in snap.topics.items() if partition_of(t, n) in owned},
+            tickers=snap.tickers if lead else {}, market=snap.market if lead else None)
 
     def ready(self) -> bool:
-        """True once the windows are rebuilt from the assigned partitions and caught up."""
-        return self._ready
+        """True once the windows are rebuilt, caught up, and the group said what we own."""
+        return self._ready and self._owned is not None
 
     # -- main loop ---------------------------------------------------------------------
 
@@ -119,7 +144,10 @@ class Monitor:
             # Give up on an unreachable cluster after one request timeout, not kafka-python's
             # fixed 30 s, so a misconfigured bootstrap list is reported promptly.
             consumer = make_consumer(
-                self.settings.kafka, group_id=m.group_id, client_suffix="monitor",
+                self.settings.kafka, group_id=None, client_suffix="monitor",
+                bootstrap_timeout_ms=self.settings.kafka.request_timeout_ms)
+            member = make_consumer(
+                self.settings.kafka, group_id=m.group_id, client_suffix="monitor-member",
                 bootstrap_timeout_ms=self.settings.kafka.request_timeout_ms)
         except KafkaError as exc:
             log.error("cannot reach Kafka", extra={
@@ -129,28 +157,42 @@ class Monitor:
         try:
             if topic not in consumer.topics():
                 log.warning("scored topic does not exist yet, waiting", extra={"topic": topic})
-            subscribe(consumer, [topic], listener=_Rebuild(self))
+            subscribe(member, [topic], listener=_Ownership(self))
             log.info("monitor started", extra={
                 "topic": topic, "group_id": m.group_id, "metrics_port": self.http.port,
                 "short_window_s": m.short_window_s, "baseline_window_s": m.baseline_window_s})
-            self._loop(consumer, idle_exit_s=idle_exit_s)
+            self._loop(consumer, member, idle_exit_s=idle_exit_s)
         finally:
+            member.close(autocommit=False)
             consumer.close(autocommit=False)
             self.http.stop()
         log.info("monitor stopped", extra={"records": sum(self.aggregator.records.values())})
         return 0
 
-    def _loop(self, consumer: KafkaConsumer, *, idle_exit_s: float | None) -> None:
+    def _loop(self, consumer: KafkaConsumer, member: KafkaConsumer, *,
+              idle_exit_s: float | None) -> None:
         last_record = last_lag = last_progress = time.monotonic()
-        join_watch = JoinWatch(consumer)
+        last_meta = -float("inf")
+        join_watch = JoinWatch(member)
         while not self.stop:
-            batch = consumer.poll(timeout_ms=500)
+            now = time.monotonic()
+            if now - last_meta >= METADATA_REFRESH_S:
+                last_meta = now
+                self._check_partitions(consumer)
+            # The member only takes part in the group: it heartbeats and learns what this
+            # monitor owns, and fetches nothing (its partitions stay paused).
+            # Joining needs the member's poll to wait for the coordinator's answers; once it
+            # owns its partitions, a non-blocking poll keeps it in the group.
+            member.poll(timeout_ms=0 if self._owned is not None else 200)
+            if member.assignment():
+                member.pause(*member.assignment())
             join_watch.check()
             if self._pending_rebuild:
-                # Whatever this poll returned was fetched before the seek: the rebuild
-                # re-reads it, so dropping it loses nothing.
                 self._rebuild(consumer)
                 continue
+            batch = consumer.poll(timeout_ms=500) if self._assigned else {}
+            if not self._assigned:
+                time.sleep(0.5)
             now = time.monotonic()
             if batch:
                 last_record = now
@@ -171,9 +213,24 @@ class Monitor:
                 last_lag = now
             if self._ready and now - last_record >= self.settings.monitor.live_idle_s:
                 self._advance_live()
-            if idle_exit_s is not None and self._ready and now - last_record >= idle_exit_s:
+            if idle_exit_s is not None and self.ready() and now - last_record >= idle_exit_s:
                 log.info("idle, exiting", extra={"idle_exit_s": idle_exit_s})
                 return
+
+    def _check_partitions(self, consumer: KafkaConsumer) -> None:
+        """Assign every partition of the scored topic; rebuild when their number changes."""
+        topic = self.settings.topics.scored
+        try:
+            consumer.topics()  # refreshes the metadata partitions_for_topic reads
+            found = consumer.partitions_for_topic(topic)
+        except KafkaError as exc:
+            log.warning("cannot read the scored topic's partitions", extra={"error": repr(exc)})
+            return
+        if not found or len(found) == self._partitions:
+            return
+        self._partitions = len(found)
+        consumer.assign([TopicPartition(topic, p) for p in sorted(found)])
+        self._pending_rebuild = True
 
     def _advance_live(self) -> None:
         """On a live stream gone quiet, let event time follow the wall clock.
@@ -214,7 +271,7 @@ class Monitor:
                 "partition": tp.partition, "offset": offset, "seen": seen})
 
     def _rebuild(self, consumer: KafkaConsumer) -> None:
-        """Empty the windows and seek every assigned partition to the start of the windows."""
+        """Empty the windows and seek every partition to the start of the windows."""
         self._pending_rebuild = False
         self._ready = False
         assigned = sorted(consumer.assignment())
@@ -240,7 +297,7 @@ class Monitor:
             "records": sum(ends[tp] - starts[tp] for tp in assigned)})
 
     def _caught_up(self, consumer: KafkaConsumer) -> bool:
-        # Before the group assigned partitions there is nothing to be caught up with.
+        # Before the partitions are assigned there is nothing to be caught up with.
         if self._pending_rebuild or not self._assigned:
             return False
         for tp, target in self._targets.items():

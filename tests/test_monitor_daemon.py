@@ -396,38 +396,46 @@ def test_restart_after_sigkill_changes_no_figure(
 
 
 @pytest.mark.slow
-def test_two_monitors_split_topics_by_partition(
+def test_two_monitors_own_disjoint_series_with_the_figures_of_one(
         kafka_settings: Settings, topics: TopicSettings) -> None:
+    """Each monitor reads the whole stream but exports only the series it owns: topics by
+    their partition, tickers and market with partition 0. Together they export every series
+    once, each with the figures a single monitor shows."""
     w = math.floor(time.time()) - 5
     # Its five topics hash to all three partitions, so both monitors get some.
     stream = random_stream(300, start=w - 500, end=w + 1, seed=3, prefix="p", dup_every=1000)
     unique = len({r["id"] for r in stream})
     produce(kafka_settings.model_copy(update={"topics": topics}), stream)
     group = f"test-monitor-split-{uuid.uuid4().hex[:8]}"
-    with ThreadMonitor(monitor_settings(kafka_settings, topics, group=group)) as one:
-        wait_records(one.port, unique)
-        with ThreadMonitor(monitor_settings(kafka_settings, topics, group=group)) as two:
-            # The rebalance gives each a share of the partitions; each rebuilds its windows.
-            def n_b(m: dict[Sample, float]) -> float:
-                return sum(v for (name, _), v in m.items() if name == "sentimon_market_volume")
 
+    def names(m: dict[Sample, float], family: str) -> set[str]:
+        return {dict(labels).get(family, "") for name, labels in m
+                if name == f"sentimon_{family}_volume"}
+
+    with ThreadMonitor(monitor_settings(kafka_settings, topics, group=group)) as one:
+        single = wait_records(one.port, unique)
+        with ThreadMonitor(monitor_settings(kafka_settings, topics, group=group)) as two:
             def split() -> bool:
                 a, b = scrape(one.port), scrape(two.port)
-                vol = frozenset({("window", "short")}), frozenset({("window", "baseline")})
-                n = sum(m.get(("sentimon_market_volume", v), 0) for m in (a, b) for v in vol)
-                return ready(one.port) and ready(two.port) and n == unique \
-                    and n_b(b) > 0
-            wait_for(split, "the partitions to split between two monitors", timeout_s=60)
+                return ready(one.port) and ready(two.port) and bool(names(a, "topic")) \
+                    and bool(names(b, "topic")) \
+                    and names(a, "topic") | names(b, "topic") == names(single, "topic")
+            wait_for(split, "the series to split between two monitors", timeout_s=60)
             a, b = scrape(one.port), scrape(two.port)
 
-    def topic_names(m: dict[Sample, float]) -> set[str]:
-        return {dict(labels)["topic"] for name, labels in m if name == "sentimon_topic_volume"}
-
-    assert topic_names(a) and topic_names(b)
-    assert topic_names(a).isdisjoint(topic_names(b))
-    assert topic_names(a) | topic_names(b) == {r["topic"] for r in stream}
-    # Each process's windows end at the newest event time of its own partitions.
+    assert names(a, "topic").isdisjoint(names(b, "topic"))
+    assert names(single, "topic") == {r["topic"] for r in stream}
+    # Exactly one of them exports the tickers and the market.
+    leads = [m for m in (a, b) if any(name == "sentimon_market_volume" for name, _ in m)]
+    assert len(leads) == 1 and names(leads[0], "ticker") == names(single, "ticker")
+    assert not any(name.startswith("sentimon_ticker_") for m in (a, b) if m is not leads[0]
+                   for name, _ in m)
+    # Every exported series has the single monitor's figures.
+    series = ("sentimon_topic_", "sentimon_ticker_", "sentimon_market_")
     for m in (a, b):
-        mine = [r for r in stream if r["topic"] in topic_names(m)]
-        expected = expected_series(mine, {"AAPL", "TSLA"})
-        assert_matches(m, expected)
+        for key, value in m.items():
+            if key[0].startswith(series):
+                assert single[key] == pytest.approx(value), key
+    union = {k for m in (a, b) for k in m if k[0].startswith(series)}
+    assert union == {k for k in single if k[0].startswith(series)}
+    assert_matches(single, expected_series(stream, {"AAPL", "TSLA"}))
