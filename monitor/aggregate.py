@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
+import numpy as np
+
 from sentimon.config import MonitorSettings
 from sentimon.monitor.baseline import Baseline, MarketFit, fit_market, fit_series
 from sentimon.monitor.dedup import Deduplicator
@@ -80,6 +82,11 @@ class Snapshot:
     watermark: float | None
     lag: dict[tuple[str, int], int] = field(default_factory=dict)
     ready: bool = True
+
+
+def _others(expected_negatives: np.ndarray, share: float) -> np.ndarray:
+    """Expected non-negative records from expected negatives and the negative share."""
+    return expected_negatives * (1.0 - share) / max(share, 1e-9)
 
 
 class Aggregator:
@@ -240,15 +247,26 @@ class Aggregator:
         thresholds = self.thresholds()
         h = self.history
         short = self.windows.short_buckets
+        market = self.baseline(MARKET)
+        if market is not None:
+            buckets, m_n, m_x = h.window(MARKET, soft=self.detector.soft)
+            m_mu = market.expected(buckets, bucket_s=h.bucket_s, slot_s=h.slot_s)
+            m_other, m_nu = m_n - m_x, _others(m_mu, market.share)
         for key in (h.series() if keys is None else keys):
             base = self.baseline(key)
             buckets, n, x = h.window(key, soft=self.detector.soft)
-            if base is None or len(buckets) == 0:
+            if base is None or market is None or len(buckets) == 0:
                 out[key] = NO_DETECTION
                 continue
             mu = base.expected(buckets, bucket_s=h.bucket_s, slot_s=h.slot_s)
-            nu = mu * (1.0 - base.share) / max(base.share, 1e-9)
-            evidence, rise = log_sr(x, mu, y=n - x, nu=nu, rises=self.detector.rises)
+            # The rest of the market's non-negative records, against what it expects: when
+            # everything is busier (an hour the baseline has not learned, a market-wide event)
+            # this series is expected to be busier too; its own burst does not count.
+            y, nu = m_other, m_nu
+            if key != MARKET:
+                y, nu = m_other - (n - x), m_nu - _others(mu, base.share)
+            evidence, rise = log_sr(x, mu, y=y, nu=np.maximum(nu, 0.0),
+                                    rises=self.detector.rises)
             out[key] = Detection(evidence=evidence, threshold=thresholds[key[0]],
                                  expected=float(mu[-short:].sum()),
                                  observed=float(x[-short:].sum()), rise=rise)
