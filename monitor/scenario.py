@@ -156,6 +156,10 @@ def inject(records: Sequence[ScoredRecord], burst_pool: pd.DataFrame, *, topic: 
     labels = texts[["logit_negative", "logit_neutral", "logit_positive"]].to_numpy().argmax(1)
     q = float((labels == 0).mean())
     per_hour, p0 = topic_profile(records, topic)
+    if multiple is not None and q <= multiple * p0:
+        raise ValueError(
+            f"cannot multiply {topic!r}'s negative share {p0:.2f} by {multiple}: only "
+            f"{q:.0%} of its burst texts are negative")
     rng = np.random.default_rng(seed)
     first, last = min(r.ts for r in records), max(r.ts for r in records)
     out = list(records)
@@ -166,10 +170,6 @@ def inject(records: Sequence[ScoredRecord], burst_pool: pd.DataFrame, *, topic: 
         if multiple is not None:
             hours = ((start + np.arange(0, duration_s, 60.0)) % DAY // 3600).astype(int)
             n0 = float(per_hour[hours].sum() / 60.0)
-            if q <= multiple * p0:
-                raise ValueError(
-                    f"cannot multiply {topic!r}'s negative share {p0:.2f} by {multiple}: only "
-                    f"{q:.0%} of its burst texts are negative")
             k = max(1, round(n0 * p0 * (multiple - 1) / (q - multiple * p0)))
         else:
             k = int(extra or 0)

@@ -1,0 +1,166 @@
+"""Backtests: the rule state machine, matching against truth, scenarios, the oracle, the CLI."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sentimon.monitor import oracle, scenario
+from sentimon.monitor.backtest import BurstResult, Episode, _Rule, false_alerts, match, summarize
+from sentimon.monitor.scenario import Burst
+
+T0 = scenario.EPOCH
+
+
+def test_rule_fires_after_for_and_keeps_firing() -> None:
+    rule = _Rule(for_s=30, keep_s=60)
+    assert rule.step(0, True) is None and rule.fired is None  # pending
+    assert rule.step(15, True) is None and rule.fired is None
+    assert rule.step(30, True) is None and rule.fired == 30
+    assert rule.step(45, False) is None  # keeps firing
+    assert rule.step(60, True) is None  # back: one alert
+    for t in (75, 90, 105, 120):  # keep_firing_for counts from the first quiet evaluation
+        assert rule.step(t, False) is None
+    assert rule.step(135, False) == (30, 135)
+
+
+def test_rule_without_keep_resolves_at_once_and_a_blip_never_fires() -> None:
+    rule = _Rule(for_s=30)
+    assert rule.step(0, True) is None
+    assert rule.step(15, False) is None and rule.fired is None
+    rule.step(30, True)
+    rule.step(45, True)
+    rule.step(60, True)
+    assert rule.step(75, False) == (60, 75)
+
+
+def test_matching_and_false_alerts() -> None:
+    bursts = [Burst("Macro", T0, T0 + 600, 20, 19), Burst("Macro", T0 + 9000, T0 + 9600, 20, 19)]
+    episodes = [
+        Episode(("topic", "Macro"), T0 + 200, T0 + 900),  # catches the first
+        Episode(("market", ""), T0 + 300, None),  # the market turned with it: explained
+        Episode(("topic", "Macro"), T0 + 5000, T0 + 5100),  # nothing there: false
+        Episode(("ticker", "AAPL"), T0 + 100, T0 + 200),  # false
+        Episode(("topic", "Macro"), T0 + 9600 + 601, None),  # after end + grace: missed
+    ]
+    assert match(episodes, bursts, grace_s=600) == [T0 + 200, None]
+    assert false_alerts(episodes, bursts, grace_s=600) == {"topic": 2, "ticker": 1, "market": 0}
+    s = summarize([BurstResult(bursts[0], T0 + 200, T0 + 100),
+                   BurstResult(bursts[1], None, T0 + 9100)])
+    assert (s.caught, s.oracle_caught, s.recall, s.recall_ratio) == (1, 2, 0.5, 0.5)
+    assert s.delay_median_s == 200 and s.delay_ratio == 2.0
+
+
+@pytest.fixture(scope="module")
+def small() -> list:
+    """One day of real StockNet tweets, one in 60, at about one a minute."""
+    pool = scenario.load_pool("stocknet").iloc[::60].reset_index(drop=True)
+    return scenario.fold(pool, rate_per_min=1.0)
+
+
+def test_fold_keeps_time_of_day_and_reaches_the_rate(small: list) -> None:
+    ts = np.array([r.ts for r in small])
+    days = (ts.max() - ts.min()) / 86400
+    assert 0.9 < days <= 1.0 + 1e-9
+    assert len(small) / (days * 1440) == pytest.approx(1.0, rel=0.25)
+    assert all(a.ts <= b.ts for a, b in itertools.pairwise(small))
+    # US market hours (13-21 UTC) carry more tweets than the night, as in the source.
+    hours = (ts % 86400) // 3600
+    assert (hours >= 13).sum() > 2 * (hours < 8).sum()
+
+
+def test_inject_sizes_bursts_by_the_topic_share(small: list) -> None:
+    bursts_pool = scenario.load_pool("bearish")
+    topic = "Stock Movement"
+    records, bursts = scenario.inject(small, bursts_pool, topic=topic, extra=7, every_s=4 * 3600,
+                                      warmup_s=8 * 3600)
+    assert len(records) == len(small) + 7 * len(bursts)
+    assert len(bursts) == 4 and all(b.texts == 7 and b.end - b.start == 600 for b in bursts)
+    assert all(b.start >= small[0].ts + 8 * 3600 for b in bursts)
+    injected = [r for r in records if r.id.startswith("burst-")]
+    assert {r.topic for r in injected} == {topic} and not any(r.tickers for r in injected)
+    doubled, _ = scenario.inject(small, bursts_pool, topic=topic, multiple=2.0, every_s=4 * 3600,
+                                 warmup_s=8 * 3600)
+    with pytest.raises(ValueError, match="cannot multiply"):
+        scenario.inject(small, bursts_pool, topic=topic, multiple=10.0)
+    with pytest.raises(ValueError, match="no text"):
+        scenario.inject(small, bursts_pool, topic="Nope", extra=3)
+    assert len(doubled) > len(small)
+
+
+def test_oracle_threshold_meets_its_false_alarm_rate() -> None:
+    mu0 = np.full(5760, 0.02)
+    h = oracle.calibrate(mu0, 0.2, alarms_per_day=0.5, days=300)
+    lower = oracle.calibrate(mu0, 0.2, alarms_per_day=5.0, days=300)
+    assert lower < h
+    o = oracle.Oracle(start=T0, bucket_s=15, mu0=mu0, extra=0.2, threshold=h)
+    rng = np.random.default_rng(1)
+    quiet = rng.poisson(0.02, size=5760 * 20).astype(float)
+    assert len(o.alarms(quiet)) / 20 < 1.5  # about 0.5 a day
+    burst = quiet.copy()
+    burst[1000:1040] += rng.poisson(0.2, size=40)
+    assert any(T0 + 1000 * 15 <= t <= T0 + 1040 * 15 for t in o.alarms(burst))
+
+
+def _write_scored(records: list, path: Path) -> None:
+    from datetime import UTC, datetime
+
+    with path.open("w") as fh:
+        for r in records:
+            p = r.p_negative
+            fh.write(json.dumps({
+                "id": r.id, "ts": datetime.fromtimestamp(r.ts, UTC).isoformat(),
+                "kind": r.kind, "source": "scenario", "tickers": list(r.tickers),
+                "topic": r.topic, "topic_prob": 0.9, "sentiment": r.sentiment,
+                "sentiment_probs": {"negative": p, "neutral": 1 - p, "positive": 0.0},
+                "score": r.score, "model": "scenario", "scored_at": "2026-01-01T00:00:00Z"}) + "\n")
+
+
+def test_backtest_cli_end_to_end(small: list, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A scored-records file with a truth file, then injected bursts with the oracle and PNG."""
+    from sentimon.cli import main
+
+    records, bursts = scenario.inject(small, scenario.load_pool("bearish"),
+                                      topic="Stock Movement", extra=25, every_s=4 * 3600,
+                                      warmup_s=8 * 3600)
+    stream, truth = tmp_path / "scored.jsonl", tmp_path / "truth.json"
+    _write_scored(records, stream)
+    truth.write_text(json.dumps([b.as_json() for b in bursts]))
+    out = tmp_path / "truth-report.json"
+    assert main(["backtest", str(stream), "--truth", str(truth), "--json-out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "false alerts a day" in printed and "truth:" in printed
+    report = json.loads(out.read_text())
+    assert report["truth"]["bursts"] == len(bursts)
+    assert report["truth"]["caught"] >= len(bursts) - 1  # 25 negative texts in 10 minutes
+
+    png, out2 = tmp_path / "sm.png", tmp_path / "inject.json"
+    clean = tmp_path / "clean.jsonl"
+    _write_scored(small, clean)
+    assert main(["backtest", str(clean), "--inject", "Stock Movement", "--extra", "25",
+                 "--every", "4h", "--warmup", "8h", "--png", str(png),
+                 "--json-out", str(out2)]) == 0
+    assert png.read_bytes().startswith(b"\x89PNG")
+    topics = json.loads(out2.read_text())["topics"]
+    assert topics[0]["topic"] == "Stock Movement"
+    s = topics[0]["summary"]
+    assert s["oracle_caught"] is not None and s["caught"] >= 1
+    assert topics[0]["oracle_threshold"] > 0
+
+
+def test_backtest_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sentimon.cli import main
+
+    assert main(["backtest", str(tmp_path / "missing.jsonl")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["backtest", "--duration", "soon"]) == 2
+    assert "not a duration" in capsys.readouterr().err
+    bad = tmp_path / "truth.json"
+    bad.write_text('[{"topic": "Macro"}]')
+    with pytest.raises(SystemExit, match="truth"):
+        main(["backtest", "--rate", "34", "--truth", str(bad)])
