@@ -10,6 +10,7 @@ in docs/alerts.md are printed with --markdown.
 
 examples:
   python -m benchmarks.alert_quality --json-out benchmarks/results/alert_quality.json --markdown
+  python -m benchmarks.alert_quality --rates 17 --legacy --other-evidence-rates 17
   python -m benchmarks.alert_quality --rates 17 --sizes 2x --topics "Stock Commentary" --legacy
 """
 
@@ -40,9 +41,9 @@ def main() -> int:
     p.add_argument("--legacy", action="store_true",
                    help="also run the old z statistic (for: 10m) on the same bursts")
     p.add_argument("--legacy-rates", default="17", help="volumes for --legacy (default 17)")
-    p.add_argument("--argmax-rates", default="",
-                   help="volumes at which the detector also runs on argmax counts instead of "
-                   "P(negative) (e.g. 17)")
+    p.add_argument("--other-evidence-rates", default="",
+                   help="volumes at which the detector also runs on the other evidence than "
+                   "monitor.evidence (argmax counts vs sum of P(negative)), e.g. 17")
     p.add_argument("--json-out", type=Path, help="write all figures as JSON")
     p.add_argument("--markdown", action="store_true", help="print the docs tables")
     args = p.parse_args()
@@ -54,7 +55,6 @@ def main() -> int:
     from sentimon.monitor.report import parse_duration
 
     settings = Settings()
-    m = settings.monitor
     for_s = parse_duration(settings.alerts.spike_for)
     keep_s = parse_duration(settings.alerts.spike_keep_firing_for)
     temperature = scenario.sentiment_temperature()
@@ -63,17 +63,18 @@ def main() -> int:
     topics = [t.strip() for t in args.topics.split(",") if t.strip()]
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     legacy_rates = {float(r) for r in args.legacy_rates.split(",")} if args.legacy else set()
-    argmax_rates = {float(r) for r in args.argmax_rates.split(",") if r.strip()}
+    other_rates = {float(r) for r in args.other_evidence_rates.split(",") if r.strip()}
+    other = "argmax" if settings.monitor.evidence == "probability" else "probability"
     runs: list[dict[str, Any]] = []
     started = time.monotonic()
     for rate in [float(r) for r in args.rates.split(",")]:
         clean = scenario.fold(pool, rate_per_min=rate, temperature=temperature)
-        variants = ["detector", *(["argmax"] if rate in argmax_rates else []),
+        variants = ["detector", *([other] if rate in other_rates else []),
                     *(["zscore"] if rate in legacy_rates else [])]
         for detector in variants:
             legacy = detector == "zscore"
             m = settings.monitor.model_copy(update={
-                "evidence": "argmax" if detector == "argmax" else settings.monitor.evidence})
+                "evidence": other if detector == other else settings.monitor.evidence})
             f_s, k_s = (600.0, 0.0) if legacy else (for_s, keep_s)
             t = time.monotonic()
             base = replay(clean, settings=m, for_s=f_s, keep_s=k_s, legacy=legacy)
@@ -92,12 +93,12 @@ def main() -> int:
                 report = backtest(clean, settings=m, for_s=f_s, keep_s=k_s, legacy=legacy,
                                   injections=usable, burst_pool=bursts, oracle=not legacy,
                                   temperature=temperature, clean_replay=base)
-                runs.append({"rate": rate, "detector": detector, "size": size,
-                             **report_json(report)})
+                runs.append({**report_json(report), "rate": rate, "detector": detector,
+                             "size": size})
                 print(f"[{time.monotonic() - started:6.0f}s] {rate:g}/min {detector} {size}: "
                       f"{report.pooled.caught}/{report.pooled.bursts} caught", file=sys.stderr)
     doc = {"benchmark": "alert_quality", "machine": machine_info(),
-           "settings": {"monitor": m.model_dump(mode="json"), "for_s": for_s, "keep_s": keep_s,
+           "settings": {"monitor": settings.monitor.model_dump(mode="json"), "for_s": for_s, "keep_s": keep_s,
                         "temperature": temperature},
            "runs": runs}
     write_json(args.json_out, doc)
