@@ -48,7 +48,7 @@ class DetectorConfig:
     slot_s: float = 900.0  # baseline resolution
     history_s: float = 7 * 86_400.0  # how much history the baselines see
     half_life_s: float = 86_400.0  # older history counts less
-    min_history_s: float = 3_600.0  # observed history before a series can alarm
+    min_history_s: float = 86_400.0  # observed history before a series can alarm
     soft: bool = True  # expected negatives from P(negative); False: count argmax labels
     rises: tuple[float, ...] = RISE_MULTIPLES
 

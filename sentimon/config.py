@@ -249,8 +249,9 @@ class MonitorSettings(_Section):
         "follow a level that moves over days (SENTIMON_MONITOR__BASELINE_HALF_LIFE_S).",
     )
     min_history_s: int = Field(
-        3_600, ge=1, description="Observed history a series needs before it can alarm (cold "
-        "start) (SENTIMON_MONITOR__MIN_HISTORY_S).",
+        86_400, ge=1, description="Observed history needed before any series can alarm: a "
+        "full day, so the baselines have seen every hour (a fresh install is silent for its "
+        "first day; restarts re-read the history) (SENTIMON_MONITOR__MIN_HISTORY_S).",
     )
     baseline_slot_s: int = Field(
         900, ge=1, description="Resolution of the baseline history in seconds "

@@ -58,7 +58,9 @@ def stream(profile: Profile, *, seed: int, warmup_min: int = WARMUP_MIN) -> list
 
 def run(profile: Profile, *, seed: int, warmup_min: int = WARMUP_MIN) -> Replay:
     s = Settings()
-    return replay(stream(profile, seed=seed, warmup_min=warmup_min), settings=s.monitor,
+    # Production settings but an hour of history instead of a day, to keep the streams short.
+    monitor = s.monitor.model_copy(update={"min_history_s": 3600})
+    return replay(stream(profile, seed=seed, warmup_min=warmup_min), settings=monitor,
                   for_s=parse_duration(s.alerts.spike_for),
                   keep_s=parse_duration(s.alerts.spike_keep_firing_for), keys=[KEY], trace=[KEY])
 

@@ -134,7 +134,8 @@ def _stream(n: int, seed: int) -> list[ScoredRecord]:
 def _detector_agg() -> Aggregator:
     return Aggregator(short_window_s=900, baseline_window_s=3600, watchlist=["AAPL"],
                       rule=SpikeRule(), dedup_capacity=10_000,
-                      detector=DetectorConfig(horizon_s=1800, slot_s=900, history_s=86400))
+                      detector=DetectorConfig(horizon_s=1800, slot_s=900, history_s=86400,
+                                              min_history_s=3600))
 
 
 def test_detections_do_not_depend_on_record_order() -> None:

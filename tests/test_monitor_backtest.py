@@ -120,10 +120,13 @@ def _write_scored(records: list, path: Path) -> None:
                 "score": r.score, "model": "scenario", "scored_at": "2026-01-01T00:00:00Z"}) + "\n")
 
 
-def test_backtest_cli_end_to_end(small: list, tmp_path: Path,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_backtest_cli_end_to_end(small: list, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """A scored-records file with a truth file, then injected bursts with the oracle and PNG."""
     from sentimon.cli import main
+
+    # A one-day stream: alarms from an hour of history on, not the production day.
+    monkeypatch.setenv("SENTIMON_MONITOR__MIN_HISTORY_S", "3600")
 
     records, bursts = scenario.inject(small, scenario.load_pool("bearish"),
                                       topic="Stock Movement", extra=25, every_s=4 * 3600,

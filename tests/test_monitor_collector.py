@@ -110,7 +110,8 @@ def test_detector_series_match_the_aggregator() -> None:
 
     a = Aggregator(short_window_s=900, baseline_window_s=86_400, watchlist=["AAPL"],
                    rule=SpikeRule(), dedup_capacity=100_000,
-                   detector=DetectorConfig(horizon_s=3600, slot_s=900, history_s=86_400))
+                   detector=DetectorConfig(horizon_s=3600, slot_s=900, history_s=86_400,
+                                           min_history_s=3600))
     i = 0
     for minute in range(6 * 60):  # six hours, 4 records a minute, a quarter negative
         for j in range(4):
