@@ -289,12 +289,13 @@ def plot(out: Replay, key: Key, bursts: Sequence[Burst], path: str, *,
     for i, b in enumerate(bursts):
         ax.axvspan(num(b.start), num(b.end),
                    color="#f4b183", alpha=0.5, lw=0, label="injected burst" if i == 0 else None)
+    ax.set_ylim(bottom=-2)
     fired = [e.fired for e in out.episodes if e.key == key]
     if fired:
-        ax.scatter([num(t) for t in fired],
-                   [max(out.thresholds[key])] * len(fired), marker="v", color="#c00000",
-                   zorder=3, label="alert fired")
-    ax.set_ylim(bottom=-2)
+        # Along the top edge, where the evidence curve does not hide them.
+        top = ax.get_ylim()[1]
+        ax.scatter([num(t) for t in fired], [top * 0.97] * len(fired), marker="v",
+                   color="#c00000", zorder=3, label="alert fired", clip_on=False)
     ax.set_ylabel("log R (nats)")
     ax.set_title(title or f"{key[0]} {key[1]}: detector evidence", loc="left")
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%a %H:%M"))
