@@ -163,15 +163,19 @@ def _add_replay(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--limit", type=_positive_int, metavar="N", help="send only the first N rows")
     p.add_argument("--lang", metavar="CODE", help="keep rows whose lang column equals CODE (e.g. en)")
     inj = p.add_argument_group("negative burst")
-    inj.add_argument("--inject", metavar="TOPIC", help="model topic name, e.g. Earnings")
-    inj.add_argument("--inject-count", type=_positive_int, default=150, metavar="N")
+    inj.add_argument("--inject", metavar="TOPIC",
+                     help="add a burst of real negative texts that the model puts in TOPIC "
+                     "(a model topic name, e.g. Earnings; default: no burst)")
+    inj.add_argument("--inject-count", type=_positive_int, default=150, metavar="N",
+                     help="texts in the burst (default 150; repeated when the pool has fewer)")
     inj.add_argument("--inject-after", type=float, default=0.0, metavar="S",
-                     help="seconds into the replay at which the burst starts")
+                     help="seconds into the replay at which the burst starts (default 0)")
     inj.add_argument("--inject-rate", type=float, default=10.0, metavar="N",
-                     help="burst messages per second")
+                     help="burst messages per second (default 10)")
     inj.add_argument("--inject-pool", type=Path, metavar="FILE",
                      help="Bearish-labelled texts to draw from (default deploy/demo/negative.csv)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (it is shown only on a terminal anyway)")
     p.set_defaults(func=run_replay)
 
 
@@ -203,7 +207,8 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
     producer = make_producer(settings.kafka, client_suffix="replay")
     try:
         acked = replay.send(producer, topic, items, offsets, retime=args.retime,
-                            progress=not args.no_progress, stop=GracefulStop.install())
+                            progress=not args.no_progress and sys.stderr.isatty(),
+                            stop=GracefulStop.install())
     finally:
         producer.close()
     print(f"replayed {acked} of {len(items)} messages to {topic}")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sentimon.config import Settings
+from sentimon.config import Settings, StackSettings
 
 MONITOR_EPILOG = """\
 examples:
@@ -50,8 +50,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         epilog=REPORT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    stack = StackSettings()
     r.add_argument("--prometheus-url", metavar="URL",
-                   help="Prometheus base URL (default http://stack.host:stack.prometheus_port)")
+                   help="Prometheus base URL (default the embedded stack's, "
+                   f"http://{stack.host}:{stack.prometheus_port} unless stack.host or "
+                   "stack.prometheus_port say otherwise)")
     r.add_argument("--since", default="1h", metavar="DURATION",
                    help="how far back, e.g. 30m, 6h, 2d (default 1h)")
     r.add_argument("--out", type=Path, default=Path("report.png"), metavar="FILE",
