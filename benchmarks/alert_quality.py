@@ -44,6 +44,8 @@ def main() -> int:
     p.add_argument("--other-evidence-rates", default="",
                    help="volumes at which the detector also runs on the other evidence than "
                    "monitor.evidence (argmax counts vs sum of P(negative)), e.g. 17")
+    p.add_argument("--no-detector", action="store_true",
+                   help="skip the default detector (e.g. only --legacy at more volumes)")
     p.add_argument("--json-out", type=Path, help="write all figures as JSON")
     p.add_argument("--markdown", action="store_true", help="print the docs tables")
     args = p.parse_args()
@@ -69,7 +71,8 @@ def main() -> int:
     started = time.monotonic()
     for rate in [float(r) for r in args.rates.split(",")]:
         clean = scenario.fold(pool, rate_per_min=rate, temperature=temperature)
-        variants = ["detector", *([other] if rate in other_rates else []),
+        variants = [*([] if args.no_detector else ["detector"]),
+                    *([other] if rate in other_rates else []),
                     *(["zscore"] if rate in legacy_rates else [])]
         for detector in variants:
             legacy = detector == "zscore"
