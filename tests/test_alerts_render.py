@@ -36,7 +36,7 @@ def test_rules_cover_every_contract_alert() -> None:
     names = set(rules_by_name(RULES_FILE.read_text()))
     assert names == {
         "NegativeSentimentSpike", "TickerNegativeSpike", "ScorerDown", "MonitorDown",
-        "ConsumerLagGrowing", "DeadLetterRateHigh", "NoDataFromSource",
+        "ScorerStalled", "ConsumerLagGrowing", "DeadLetterRateHigh", "NoDataFromSource",
     }
 
 
@@ -106,7 +106,7 @@ def test_render_fails_on_a_rules_file_without_the_spike_alerts(tmp_path: Path) -
 def test_promtool_checks_shipped_rules() -> None:
     proc = promtool("check", "rules", RULES_FILE)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS: 7 rules found" in proc.stdout
+    assert "SUCCESS: 8 rules found" in proc.stdout
 
 
 @needs_promtool
