@@ -204,6 +204,12 @@ def test_every_panel_query_returns_data_from_the_real_pipeline(
         "SENTIMON_MONITOR__GROUP_ID": f"monitor-{topics.news}",
         "SENTIMON_MONITOR__SHORT_WINDOW_S": str(SHORT_WINDOW_S),
         "SENTIMON_MONITOR__BASELINE_WINDOW_S": "3600",
+        # The detector armed on the first batch (1-second slots, a 5-second horizon), so the
+        # evidence panels have data.
+        "SENTIMON_MONITOR__DETECTION_HORIZON_S": "5",
+        "SENTIMON_MONITOR__BASELINE_SLOT_S": "1",
+        "SENTIMON_MONITOR__MIN_HISTORY_S": "1",
+        "SENTIMON_MONITOR__HISTORY_S": "3600",
         "SENTIMON_NOTIFY__PORT": str(settings.notify.port),
         "SENTIMON_MODEL__DEVICE": "cpu",
         "SENTIMON_MODEL__THREADS": "1",  # two shared cores on the CI machine

@@ -171,11 +171,28 @@ def topics_dashboard() -> dict[str, Any]:
             "baseline window. A spike is the short share rising well above the baseline.",
         ),
         timeseries(
-            "Spike statistic (z-score)",
+            "Surge evidence against its threshold",
+            target(f"sentimon_topic_evidence{{{t}}}", legend="{{topic}} evidence"),
+            target(f"sentimon_topic_evidence_threshold{{{t}}}", legend="{{topic}} threshold",
+                   ref="B"),
+            description="The change detector's evidence of a surge of negatives (log R, nats) "
+            "and the threshold set by monitor.false_alerts_per_day_topics: "
+            "NegativeSentimentSpike fires when evidence reaches it. Absent until a series has "
+            "monitor.min_history_s of history.",
+        ),
+        timeseries(
+            "Negatives: observed vs expected (short window)",
+            target(f"sentimon_topic_observed_negatives{{{t}}}", legend="{{topic}} observed"),
+            target(f"sentimon_topic_expected_negatives{{{t}}}", legend="{{topic}} expected",
+                   ref="B"),
+            description="Negatives in the short window against what the topic's baseline "
+            "expects at this time of day.",
+        ),
+        timeseries(
+            "z statistic (shown, not alerted on)",
             target(f"sentimon_topic_spike_zscore{{{t}}}", legend="{{topic}}"),
-            thresholds=[(3.0, "red")],
-            description="z of the short-window negative share against the baseline share; "
-            "the dashed line is the default monitor.spike_z (3).",
+            description="z of the short-window negative share against the baseline share: "
+            "the statistic before the detector, for comparison.",
         ),
         timeseries(
             "Rolling sentiment (mean score, short window)",
@@ -185,12 +202,12 @@ def topics_dashboard() -> dict[str, Any]:
         timeseries(
             "Volume (short window)",
             target(f'sentimon_topic_volume{{{t},window="short"}}', legend="{{topic}}"),
-            description="Records per topic in the short window; spikes need monitor.min_volume.",
+            description="Records per topic in the short window.",
         ),
         timeseries(
             "Spike flag",
             target(f"sentimon_topic_spike{{{t}}}", legend="{{topic}}"),
-            description="1 while the monitor judges a spike (z, volume and lift all met); "
+            description="1 while the detector's evidence is at or above its threshold; "
             "NegativeSentimentSpike fires once it holds for alerts.spike_for.",
         ),
         table(
@@ -208,9 +225,12 @@ def topics_dashboard() -> dict[str, Any]:
             unit="percentunit",
         ),
         timeseries(
-            "Ticker spike statistic (z-score)",
-            target(f"sentimon_ticker_spike_zscore{{{k}}}", legend="{{ticker}}"),
-            thresholds=[(3.0, "red")],
+            "Ticker surge evidence against its threshold",
+            target(f"sentimon_ticker_evidence{{{k}}}", legend="{{ticker}} evidence"),
+            target(f"sentimon_ticker_evidence_threshold{{{k}}}", legend="{{ticker}} threshold",
+                   ref="B"),
+            description="As for topics; the threshold comes from "
+            "monitor.false_alerts_per_day_tickers.",
         ),
         timeseries(
             "Ticker volume (short window)",
@@ -239,7 +259,7 @@ def topics_dashboard() -> dict[str, Any]:
             variable("ticker", "Ticker", "sentimon_ticker_volume"),
         ],
         description="Rolling financial sentiment per topic and watchlist ticker from the "
-        "sentimon monitor, with the spike statistic behind NegativeSentimentSpike.",
+        "sentimon monitor, with the change detector behind NegativeSentimentSpike.",
         links=[_link("Pipeline health", "sentimon-pipeline")],
     )
 
