@@ -61,13 +61,6 @@ def parse_iso(value: str) -> float:
     return float(stamp.timestamp())
 
 
-def _softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
-    z = logits / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def sentiment_temperature(pool_dir: Path = SCENARIO_DIR) -> float:
     """The released model's sentiment temperature for the variant that scored the pools."""
     try:
@@ -81,8 +74,10 @@ def sentiment_temperature(pool_dir: Path = SCENARIO_DIR) -> float:
 
 def _scored(frame: pd.DataFrame, *, temperature: float) -> tuple[np.ndarray, np.ndarray]:
     """(P(negative), P(positive) - P(negative)) per row from the pool's raw logits."""
+    from sentimon.model.calibration import softmax  # numpy only; the release's own rule
+
     logits = frame[["logit_negative", "logit_neutral", "logit_positive"]].to_numpy(float)
-    p = _softmax(logits, temperature)
+    p = softmax(logits, temperature)
     return p[:, 0], p[:, 2] - p[:, 0]
 
 

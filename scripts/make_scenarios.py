@@ -31,7 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def score(texts: list[str], *, batch: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, str]]:
     """(topic index, topic prob, sentiment logits) per text, each distinct text scored once."""
-    from sentimon.model.inference import SentimentModel, _softmax
+    from sentimon.model.calibration import softmax
+    from sentimon.model.inference import SentimentModel
     from sentimon.model.text import normalize
 
     model = SentimentModel.load(device="cpu")
@@ -43,7 +44,7 @@ def score(texts: list[str], *, batch: int = 256) -> tuple[np.ndarray, np.ndarray
     for start in range(0, len(unique), batch):
         chunk = unique[start:start + batch]
         t, s = model.logits(chunk, batch_size=64)
-        p = _softmax(t, model.temperatures["topic"])
+        p = softmax(t, model.temperatures["topic"])
         topic_idx[start:start + len(chunk)] = p.argmax(axis=1)
         topic_prob[start:start + len(chunk)] = p.max(axis=1)
         logits[start:start + len(chunk)] = s
