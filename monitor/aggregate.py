@@ -203,16 +203,21 @@ class Aggregator:
 
     def thresholds(self) -> dict[str, float]:
         """log A per family: topics (the market shares their budget) and tickers."""
-        n_topics = sum(1 for family, _ in self.history.series() if family == "topic")
         cfg, bucket_s = self.detector, self.history.bucket_s
         topic = threshold(false_alerts_per_day=cfg.false_alerts_per_day_topics,
-                          n_series=n_topics + 1, bucket_s=bucket_s)
+                          n_series=self._family_size("topic") + 1, bucket_s=bucket_s)
         return {
             "topic": topic,
             "market": topic,
             "ticker": threshold(false_alerts_per_day=cfg.false_alerts_per_day_tickers,
                                 n_series=max(1, len(self.watchlist)), bucket_s=bucket_s),
         }
+
+    def _family_size(self, family: str) -> int:
+        """Series of a family: the watchlist for tickers, those with history for topics."""
+        if family == "ticker":
+            return len(self.watchlist)
+        return sum(1 for f, _ in self.history.series() if f == family)
 
     def _market(self) -> MarketFit | None:
         stamp = (self.history.baseline_end_slot(), self.history.late_version)
@@ -234,11 +239,9 @@ class Aggregator:
         stamp = (self.history.baseline_end_slot(), self.history.late_version)
         cached = self._fits.get(key)
         if cached is None or cached[0] != stamp:
-            family = key[0]
-            size = (len(self.watchlist) if family == "ticker"
-                    else sum(1 for f, _ in self.history.series() if f == family))
             cached = self._fits[key] = (stamp, fit_series(
-                self.history, key, market, family_size=size, soft=self.detector.soft))
+                self.history, key, market, family_size=self._family_size(key[0]),
+                soft=self.detector.soft))
         return cached[1]
 
     def detect(self, keys: Iterable[Key] | None = None) -> dict[Key, Detection]:
