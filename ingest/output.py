@@ -25,7 +25,14 @@ class PredictionLike(Protocol):
 def scored_value(
     msg: InputMessage, pred: PredictionLike, *, model: str, scored_at_ms: int
 ) -> dict[str, Any]:
-    """The scored document for ``msg``; ``model`` is ``name@version``."""
+    """The scored document for ``msg``; ``model`` is ``name@version``.
+
+    ``text`` is the text the model scored, cut to 280 code points (the last an ellipsis when
+    cut; the schema's ``maxLength`` counts code points too): alerts quote it as exemplars of a
+    burst, and a tweet's length is enough to recognise an item without a long article
+    bloating every record.
+    """
+    text = msg.text if len(msg.text) <= 280 else msg.text[:279].rstrip() + "\u2026"
     return {
         "id": msg.id,
         "ts": rfc3339_ms(msg.ts_ms),
@@ -41,6 +48,7 @@ def scored_value(
         "scored_at": rfc3339_ms(scored_at_ms),
         "lang": msg.lang,
         "url": msg.url,
+        "text": text,
     }
 
 

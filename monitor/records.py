@@ -18,6 +18,11 @@ SENTIMENTS = ("negative", "neutral", "positive")
 MAX_TOPIC_CHARS = 100
 #: Longest ticker symbol accepted (longer strings are not tickers and are ignored).
 MAX_TICKER_CHARS = 12
+#: Longest ``text`` kept, as the scorer writes it (ingest/schemas/scored.schema.json); a longer
+#: one from another producer is cut here so that exemplars held per series stay small.
+MAX_TEXT_CHARS = 280
+#: Longest ``source`` kept (the scorer's own limit on the input's source).
+MAX_SOURCE_CHARS = 256
 
 
 class MalformedRecord(ValueError):
@@ -42,6 +47,11 @@ class ScoredRecord:
     tickers: tuple[str, ...] = ()
     #: The model's P(negative); records without ``sentiment_probs`` count their label (0 or 1).
     p_negative: float = -1.0
+    #: The text the model scored (at most :data:`MAX_TEXT_CHARS`); "" in records written before
+    #: scored records carried it. Only quoted in alerts, never aggregated.
+    text: str = ""
+    #: Where the item came from (a feed or site name); "" when the record has none.
+    source: str = ""
 
     def __post_init__(self) -> None:
         if self.p_negative < 0.0:
@@ -110,4 +120,18 @@ def parse_scored(raw: bytes | None) -> ScoredRecord:
     return ScoredRecord(
         id=rec_id, ts=ts, kind=kind, topic=topic, sentiment=sentiment, score=float(score),
         tickers=symbols, p_negative=p_negative,
+        text=_quote(data.get("text"), MAX_TEXT_CHARS), source=_quote(data.get("source"),
+                                                                       MAX_SOURCE_CHARS),
     )
+
+
+def _quote(value: object, limit: int) -> str:
+    """A display-only string field: "" when absent or not a string, cut to ``limit`` code points.
+
+    Lenient on purpose: ``text`` and ``source`` are only shown in alerts, so a bad one must not
+    cost the record its place in the figures (which a :class:`MalformedRecord` would).
+    """
+    if not isinstance(value, str):
+        return ""
+    value = value.strip()
+    return value if len(value) <= limit else value[: limit - 1] + "\u2026"

@@ -63,3 +63,30 @@ def test_input_schema_describes_what_decode_accepts() -> None:
     assert errors("input", {"text": 5}) != []
     assert errors("input", {"kind": "news", "title": "t"}) == []
     assert errors("input", {"kind": "comment", "title": "t"}) != []
+
+
+def test_scored_record_carries_the_text_the_model_saw_cut_to_280_code_points() -> None:
+    short = InputMessage("i", 0, "comment", "s", "$AAPL down hard", ("AAPL",))
+    doc = scored_value(short, Pred(sentiment_probs=probs()), model="m@1", scored_at_ms=0)
+    assert doc["text"] == "$AAPL down hard"
+    # Astral characters count once (JSON Schema maxLength counts code points, as len() does).
+    long = InputMessage("i", 0, "news", "s", "\U0001f4c9" * 300, ())
+    doc = scored_value(long, Pred(sentiment_probs=probs()), model="m@1", scored_at_ms=0)
+    assert len(doc["text"]) == 280 and doc["text"].endswith("\u2026")
+    assert doc["text"][:279] == "\U0001f4c9" * 279
+    assert errors("scored", doc) == []
+    assert json.loads(encode(doc)) == doc
+    doc["text"] = "x" * 281
+    assert errors("scored", doc) != []
+    # Old records without text still satisfy the schema (text is optional).
+    del doc["text"]
+    assert errors("scored", doc) == []
+
+
+def test_news_text_is_title_and_lead() -> None:
+    raw = RawRecord("sentimon.news", 0, 1, 1_388_534_448_000, None,
+                    json.dumps({"title": "Acme misses", "body": "Shares fell."}).encode())
+    msg = decode(raw, default_kind="news", max_bytes=1000)
+    assert isinstance(msg, InputMessage)
+    doc = scored_value(msg, Pred(sentiment_probs=probs()), model="m@1", scored_at_ms=0)
+    assert doc["text"] == "Acme misses. Shares fell."

@@ -71,3 +71,17 @@ def test_malformed_records_name_their_reason(value: bytes | None, reason: str) -
         parse_scored(value)
     assert info.value.reason == reason
     assert info.value.detail
+
+
+def test_text_and_source_are_kept_and_optional() -> None:
+    r = parse_scored(raw(scored(text="Acme misses, shares fall")))
+    assert r.text == "Acme misses, shares fall" and r.source == "cnbc"
+    old = scored()
+    del old["source"]
+    r = parse_scored(raw(old))  # records written before text existed still parse
+    assert r.text == "" and r.source == ""
+    # Display-only fields never cost a record its place in the figures; they stay bounded.
+    assert parse_scored(raw(scored(text=5, source=None))).text == ""
+    long = parse_scored(raw(scored(text="x" * 10_000, source="s" * 1_000)))
+    assert len(long.text) == 280 and long.text.endswith("\u2026")
+    assert len(long.source) == 256
