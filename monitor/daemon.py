@@ -15,15 +15,21 @@ committed offsets are never needed.
 On a live stream that goes quiet, the watermark follows the wall clock after
 ``monitor.live_idle_s`` (see :meth:`Monitor._advance_live`), so evidence decays and alerts
 resolve; replays of old data stay in event time.
+
+Beside the figures the monitor keeps, per series, the most negative texts of the detection
+horizon (:mod:`sentimon.monitor.exemplars`) and serves them with the series' figures on
+``GET /exemplars?topic=T`` (or ``ticker=S``, or ``market``) for ``sentimon notify``. Every
+monitor sees the whole stream, so any monitor answers for every series, owned or not.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -35,10 +41,13 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from sentimon.config import Settings
 from sentimon.http import DaemonHTTPServer
+from sentimon.ingest.message import rfc3339_ms
 from sentimon.kafka import GracefulStop, JoinWatch, consumer_lag, make_consumer, subscribe
-from sentimon.monitor.aggregate import MARKET, Aggregator, Snapshot
+from sentimon.monitor.aggregate import MARKET, NO_DETECTION, Aggregator, Outcome, Snapshot
 from sentimon.monitor.collector import MonitorCollector
+from sentimon.monitor.exemplars import Exemplars
 from sentimon.monitor.records import MalformedRecord, parse_scored
+from sentimon.monitor.windows import Key
 from sentimon.timestamps import FUTURE_TOLERANCE_S  # one rule with the scorer
 
 log = logging.getLogger(__name__)
@@ -90,6 +99,9 @@ class Monitor:
         self.clock = clock
         self.future_tolerance_s = future_tolerance_s
         self.aggregator = Aggregator.from_settings(m)
+        # Fed the records the aggregator counts (never a duplicate), under the same lock.
+        self.exemplars = Exemplars(horizon_s=m.detection_horizon_s,
+                                   watchlist=self.aggregator.watchlist)
         self.registry = CollectorRegistry()
         self.registry.register(MonitorCollector(self.snapshot))
         ProcessCollector(registry=self.registry)
@@ -124,6 +136,67 @@ class Monitor:
             topics={t: f for t, f in snap.topics.items() if partition_of(t, n) in owned},
             tickers=snap.tickers if lead else {}, market=snap.market if lead else None)
 
+    def exemplars_route(self, params: Mapping[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        """``GET /exemplars``: one series' most negative recent texts, tickers and figures.
+
+        Exactly one of ``topic=T``, ``ticker=S`` (a watchlist ticker) or ``market``. 400 for
+        anything else, 404 for a series the monitor has no record of. Answered for every
+        series, owned or not: every monitor reads the whole stream.
+        """
+        given = [(f, v[0]) for f, v in params.items() if f in ("topic", "ticker", "market")]
+        if len(given) != 1:
+            return 400, {"error": "give exactly one of topic=T, ticker=S or market"}
+        family, name = given[0]
+        name = name.strip()
+        if family == "ticker":
+            name = name.upper()
+            if name not in self.aggregator.watchlist:
+                return 404, {"error": f"ticker {name!r} is not on the watchlist"}
+        elif family == "market":
+            name = ""
+        body = self.exemplars_view((family, name))
+        if body is None:
+            return 404, {"error": f"no records of {family} {name!r}".replace(" ''", "")}
+        return 200, body
+
+    def exemplars_view(self, key: Key) -> dict[str, Any] | None:
+        """The ``/exemplars`` body of ``key``; None when the monitor has no record of it."""
+        with self._lock:
+            got = self.exemplars.get(key)
+            known = key in self.aggregator.windows
+            if got is None and not known:
+                return None
+            short, base = self.aggregator.windows.figures(key)
+            has_history = key in self.aggregator.history.coarse
+            detection = (self.aggregator.detect([key])[key] if has_history else NO_DETECTION)
+        texts = [] if got is None else [{
+            "id": r.id, "text": r.text, "source": r.source, "ts": rfc3339_ms(round(r.ts * 1000)),
+            "tickers": list(r.tickers), "p_negative": round(r.p_negative, 4),
+        } for r in got.records if r.text]
+
+        def number(value: float | None) -> float | None:
+            # JSON has no infinity; a cold-start series has no threshold yet.
+            return value if value is not None and math.isfinite(value) else None
+
+        d = detection
+        return {
+            "series": {"family": key[0], "name": key[1]},
+            "ready": self.ready(),
+            "horizon_s": self.exemplars.horizon_s,
+            "since": rfc3339_ms(round(got.since * 1000)) if got else None,
+            "watermark": rfc3339_ms(round(got.watermark * 1000)) if got else None,
+            "texts": texts,
+            "tickers": [] if got is None else [[s, c] for s, c in got.tickers],
+            "volume": short.n,
+            "negative_share": short.negative_share,
+            "baseline_share": base.negative_share,
+            "expected": number(d.expected) if d.has_baseline else None,
+            "observed": number(d.observed) if d.has_baseline else None,
+            "evidence": number(d.evidence) if d.has_baseline else None,
+            "threshold": number(d.threshold) if d.has_baseline else None,
+            "spike": d.alarm,
+        }
+
     def ready(self) -> bool:
         """True once the windows are rebuilt, caught up, and the group said what we own."""
         return self._ready and self._owned is not None
@@ -135,7 +208,8 @@ class Monitor:
         m, topic = self.settings.monitor, self.settings.topics.scored
         try:
             self.http = DaemonHTTPServer(host=m.metrics_host, port=m.metrics_port,
-                                         ready=self.ready, registry=self.registry).start()
+                                         ready=self.ready, registry=self.registry,
+                                         routes={"/exemplars": self.exemplars_route}).start()
         except OSError as exc:
             log.error("cannot serve metrics", extra={
                 "host": m.metrics_host, "port": m.metrics_port, "error": str(exc)})
@@ -246,6 +320,7 @@ class Monitor:
             return
         with self._lock:
             self.aggregator.advance_to(wall)
+            self.exemplars.advance_to(wall)
 
     def _handle(self, tp: TopicPartition, msg: Any) -> None:
         count = msg.offset >= self._counted_upto.get(tp, 0)
@@ -260,7 +335,8 @@ class Monitor:
                 self.aggregator.note_malformed(exc.reason)
                 self._log_malformed(exc, tp, msg.offset)
             return
-        self.aggregator.add(rec, count=count)
+        if self.aggregator.add(rec, count=count) is Outcome.COUNTED:
+            self.exemplars.add(rec)
 
     def _log_malformed(self, exc: MalformedRecord, tp: TopicPartition, offset: int) -> None:
         self._logged[exc.reason] += 1
@@ -278,6 +354,7 @@ class Monitor:
         m = self.settings.monitor
         with self._lock:
             self.aggregator.reset()
+            self.exemplars.reset()
         ends: dict[TopicPartition, int] = {}
         starts: dict[TopicPartition, int] = {}
         if assigned:

@@ -126,7 +126,8 @@ class Exemplars:
         """Consider ``rec`` for its series (``keys``, by default :meth:`keys_of`).
 
         The monitor calls this only for records its aggregator counted, so ids it has seen
-        before never come here; an id already held in a bucket is skipped all the same.
+        before never come here; an id already held in a bucket is skipped all the same. A
+        record without text counts its tickers but is never quoted.
         """
         bucket = self._bucket_of(rec.ts)
         oldest = self._oldest()
@@ -137,7 +138,8 @@ class Exemplars:
             b = self._series.setdefault(key, {}).get(bucket)
             if b is None:
                 b = self._series[key][bucket] = _Bucket()
-            b.add(rec, top=self.top)
+            if rec.text:  # one without text (written before records had it) cannot be quoted
+                b.add(rec, top=self.top)
             if negative:
                 b.count(rec.tickers)
         self._move(rec.ts)

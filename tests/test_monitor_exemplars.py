@@ -1,13 +1,22 @@
-"""Exemplars per series: the most negative texts of the horizon, bounded, order-independent."""
+"""Exemplars per series: the most negative texts of the horizon, bounded, order-independent;
+and the monitor's ``GET /exemplars`` that serves them."""
 
 from __future__ import annotations
 
+import json
 import random
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kafka.structs import TopicPartition
 
+from sentimon.monitor.daemon import Monitor
 from sentimon.monitor.exemplars import BUCKETS, MAX_SYMBOLS, TOP, Exemplars
 from sentimon.monitor.records import ScoredRecord
 
@@ -165,3 +174,110 @@ def test_reports_exactly_the_top_of_the_rounded_horizon(
     want = sorted(inside, key=lambda r: (r.p_negative, r.ts, r.id), reverse=True)[:TOP]
     assert list(got.records) == want
     assert got.since <= got.watermark - HORIZON < got.since + ex.bucket_s
+
+
+# -- the monitor's GET /exemplars, over real HTTP, fed through the daemon's record path -----
+
+
+class _Msg:
+    """The two fields of a Kafka ConsumerRecord that Monitor._handle reads."""
+
+    def __init__(self, offset: int, value: bytes) -> None:
+        self.offset, self.value = offset, value
+
+
+def _scored(i: int, ts: float, *, topic: str = "M&A | Investments", p: float = 0.05,
+            tickers: tuple[str, ...] = (), text: str | None = None) -> bytes:
+    from datetime import UTC, datetime
+
+    iso = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+    doc = {"id": f"s{i}", "ts": iso, "kind": "news", "source": f"wire{i % 2}",
+           "tickers": list(tickers), "topic": topic, "topic_prob": 0.9,
+           "sentiment": "negative" if p >= 0.5 else "neutral",
+           "sentiment_probs": {"negative": p, "neutral": 1 - p, "positive": 0.0},
+           "score": -p, "model": "m@1", "scored_at": iso}
+    if text is not None:
+        doc["text"] = text
+    return json.dumps(doc).encode()
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[Monitor, str]]:
+    from sentimon.config import MonitorSettings, Settings
+    from sentimon.http import DaemonHTTPServer
+
+    settings = Settings(monitor=MonitorSettings(
+        watchlist=["AAPL", "TSLA"], short_window_s=60, baseline_window_s=600,
+        history_s=600, baseline_slot_s=60, detection_horizon_s=120, min_history_s=120))
+    mon = Monitor(settings, clock=lambda: T0 + 10_000)
+    server = DaemonHTTPServer(host="127.0.0.1", port=0, registry=mon.registry,
+                              routes={"/exemplars": mon.exemplars_route}).start()
+    try:
+        yield mon, f"http://127.0.0.1:{server.port}/exemplars"
+    finally:
+        server.stop()
+
+
+def _get(url: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            assert resp.headers["Content-Type"].startswith("application/json")
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_endpoint_serves_the_most_negative_texts_tickers_and_figures(
+        served: tuple[Monitor, str]) -> None:
+    mon, url = served
+    tp = TopicPartition("sentimon.scored", 0)
+    offset = 0
+
+    def feed(*values: bytes) -> None:
+        nonlocal offset
+        for v in values:
+            mon._handle(tp, _Msg(offset, v))
+            offset += 1
+
+    # Ten minutes of a quiet topic (one record in 10 negative), then a burst of negatives.
+    feed(*(_scored(i, T0 + 2 * i, p=0.55 if i % 10 == 0 else 0.05, text=f"calm {i}")
+           for i in range(300)))
+    burst = [_scored(1000 + i, T0 + 600 + i, p=0.6 + i / 100, text=f"Acme plunges {i}",
+                     tickers=("ACME", "AAPL") if i % 3 else ("TSLA",)) for i in range(30)]
+    feed(*burst, burst[-1])  # the most negative one redelivered: quoted once
+    # A record without text (written before records carried it) is counted, never quoted.
+    feed(_scored(2000, T0 + 629.5, p=0.995))
+
+    code, body = _get(url + "?topic=" + urllib.parse.quote("M&A | Investments"))
+    assert code == 200, body
+    assert body["series"] == {"family": "topic", "name": "M&A | Investments"}
+    assert [t["text"] for t in body["texts"]] == [f"Acme plunges {i}" for i in (29, 28, 27, 26, 25)]
+    first = body["texts"][0]
+    assert first["source"] == "wire1" and first["tickers"] == ["ACME", "AAPL"]
+    assert first["ts"] == "2026-01-05T00:10:29.000Z" and first["p_negative"] == 0.89
+    # Mentions in the negative records of the horizon: ACME and AAPL on 20 of the 30.
+    assert body["tickers"][:3] == [["AAPL", 20], ["ACME", 20], ["TSLA", 10]]
+    assert body["volume"] == 31 + 30 // 2 and body["negative_share"] > 0.5
+    assert 0.0 < body["baseline_share"] < 0.2
+    assert body["observed"] > body["expected"] > 0
+    assert body["evidence"] >= body["threshold"] > 0 and body["spike"] is True
+    assert body["watermark"] == "2026-01-05T00:10:29.500Z"
+
+    code, ticker = _get(url + "?ticker=tsla")
+    assert code == 200 and ticker["series"] == {"family": "ticker", "name": "TSLA"}
+    assert [t["text"] for t in ticker["texts"]][:2] == ["Acme plunges 27", "Acme plunges 24"]
+    code, market = _get(url + "?market")
+    assert code == 200 and market["series"] == {"family": "market", "name": ""}
+    assert market["texts"][0]["text"] == "Acme plunges 29"
+
+
+@pytest.mark.parametrize(("query", "code"), [
+    ("", 400), ("?topic=A&ticker=AAPL", 400), ("?topic=Nope", 404), ("?ticker=GME", 404),
+    ("?market", 404),  # nothing seen yet
+])
+def test_endpoint_refuses_what_it_cannot_answer(
+        served: tuple[Monitor, str], query: str, code: int) -> None:
+    _, url = served
+    got, body = _get(url + query)
+    assert got == code and "error" in body
