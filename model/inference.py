@@ -186,33 +186,48 @@ class SentimentModel:
             thread_spinning=m.thread_spinning,
         )
 
-    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
-        return [e.ids for e in self._tokenizer.encode_batch([normalize(t) for t in texts])]
+    def encode(self, texts: Sequence[str], *, normalized: bool = False) -> list[list[int]]:
+        """Token ids of each text after truncation, what one row of a model run holds.
+
+        ``normalized=True`` says the texts already went through
+        :func:`sentimon.model.text.normalize` (the scorer normalises once, for its cache key):
+        normalising twice would unescape HTML entities twice.
+        """
+        if not normalized:
+            texts = [normalize(t) for t in texts]
+        return [e.ids for e in self._tokenizer.encode_batch(list(texts))]
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """Tokens each text costs after truncation (for token-budget batching)."""
-        return [len(x) for x in self._encode(texts)]
+        return [len(x) for x in self.encode(texts)]
 
     def logits(
         self, texts: Sequence[str], *, batch_size: int = 64, sort_by_length: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """Raw ``(topic_logits, sentiment_logits)`` as float32 arrays, in input order."""
-        ids = self._encode(texts)
-        order = list(range(len(ids)))
-        if sort_by_length:
-            # Similar lengths share a batch, so padding (wasted compute) stays small.
-            order.sort(key=lambda i: len(ids[i]))
+        ids = self.encode(texts)
+        return self.logits_ids(ids, fixed_runs([len(x) for x in ids], batch_size, sort_by_length))
+
+    def logits_ids(
+        self, ids: Sequence[Sequence[int]], runs: Sequence[Sequence[int]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Logits of token id lists (from :meth:`encode`), one model run per entry of ``runs``.
+
+        ``runs`` holds indices into ``ids`` and covers each exactly once; a run is padded to
+        its longest text, so runs of similar lengths waste little.
+        """
         topic = np.zeros((len(ids), len(self.topics)), dtype=np.float32)
         sent = np.zeros((len(ids), len(self.sentiments)), dtype=np.float32)
-        for start in range(0, len(order), max(1, batch_size)):
-            sel = order[start : start + batch_size]
+        for sel in runs:
+            if not sel:
+                continue
             input_ids, mask = pad_batch([ids[i] for i in sel])
             feeds = {"input_ids": input_ids, "attention_mask": mask}
             if "token_type_ids" in self._inputs:
                 feeds["token_type_ids"] = np.zeros_like(input_ids)
             t, s = self._run(feeds)
-            topic[sel] = t
-            sent[sel] = s
+            topic[list(sel)] = t
+            sent[list(sel)] = s
         return topic, sent
 
     def _run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -238,13 +253,27 @@ class SentimentModel:
         """Predictions for ``texts``, in the same order; batched and length-sorted."""
         if not texts:
             return []
-        topic_logits, sent_logits = self.logits(
-            texts, batch_size=batch_size, sort_by_length=sort_by_length
+        return self._predictions(
+            *self.logits(texts, batch_size=batch_size, sort_by_length=sort_by_length)
         )
+
+    def predict_ids(
+        self, ids: Sequence[Sequence[int]], runs: Sequence[Sequence[int]]
+    ) -> list[Prediction]:
+        """Predictions for token id lists from :meth:`encode`, run as ``runs`` says.
+
+        The scorer's path: it tokenises each record once, on arrival, and plans the runs
+        itself (``sentimon.ingest.batching.plan_runs``).
+        """
+        if not ids:
+            return []
+        return self._predictions(*self.logits_ids(ids, runs))
+
+    def _predictions(self, topic_logits: np.ndarray, sent_logits: np.ndarray) -> list[Prediction]:
         tp = _softmax(topic_logits, self.temperatures["topic"])
         sp = _softmax(sent_logits, self.temperatures["sentiment"])
         out: list[Prediction] = []
-        for i in range(len(texts)):
+        for i in range(len(tp)):
             k = int(tp[i].argmax())
             j = int(sp[i].argmax())
             probs = {name: float(sp[i, n]) for n, name in enumerate(self.sentiments)}
@@ -258,3 +287,13 @@ class SentimentModel:
                 )
             )
         return out
+
+
+def fixed_runs(lengths: Sequence[int], batch_size: int, sort_by_length: bool) -> list[list[int]]:
+    """Indices in runs of ``batch_size``, by length when ``sort_by_length`` (else input order)."""
+    order = list(range(len(lengths)))
+    if sort_by_length:
+        # Similar lengths share a batch, so padding (wasted compute) stays small.
+        order.sort(key=lambda i: lengths[i])
+    size = max(1, batch_size)
+    return [order[start : start + size] for start in range(0, len(order), size)]
