@@ -8,7 +8,7 @@ highest offset of a batch once it has been produced.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -88,3 +88,32 @@ class MicroBatcher(Generic[T]):
     def _take(self) -> Batch[T]:
         batch, self._open = self._open, Batch()
         return batch
+
+
+def plan_runs(lengths: Sequence[int], *, max_run: int, run_overhead: int) -> list[list[int]]:
+    """Split texts of token ``lengths`` into model runs of similar length; indices per run.
+
+    A run costs about ``run_overhead`` tokens plus its rows times its longest text (padding
+    is paid for). Texts are sorted by length and cut into consecutive runs of at most
+    ``max_run`` that minimise that total (exact, by dynamic programming), so a micro-batch of
+    60 is not padded to its one long text, and a run is not split for a few tokens of padding.
+    Runs come shortest first; within a run, indices ascend by length.
+    """
+    if max_run < 1 or run_overhead < 0:
+        raise ValueError("max_run must be >= 1 and run_overhead >= 0")
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    width = [max(1, lengths[i]) for i in order]
+    n = len(order)
+    best = [0] * (n + 1)  # best[j]: cost of the first j sorted texts
+    cut = [0] * (n + 1)  # where the last run of that best plan starts
+    for j in range(1, n + 1):
+        w = width[j - 1]  # the longest text of any run ending at j
+        best[j], cut[j] = min(
+            (best[i] + run_overhead + (j - i) * w, i) for i in range(max(0, j - max_run), j)
+        )
+    runs: list[list[int]] = []
+    j = n
+    while j:
+        runs.append(order[cut[j] : j])
+        j = cut[j]
+    return runs[::-1]

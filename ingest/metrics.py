@@ -64,6 +64,26 @@ class ScorerMetrics:
             "Seconds since the main loop last completed an iteration (grows while a batch is stuck).",
             registry=r,
         )
+        self.cache_requests = Counter(
+            "sentimon_scorer_cache_requests",
+            "Scored records by whether their normalised text was scored before (hit: no model "
+            "run; an earlier record of the same batch counts) or went to the model (miss).",
+            ["result"], registry=r,
+        )
+        for result in ("hit", "miss"):
+            self.cache_requests.labels(result=result)
+        self.cache_hit_ratio = Gauge(
+            "sentimon_scorer_cache_hit_ratio", "Hits over lookups of the prediction cache since start.",
+            registry=r,
+        )
+        self.cache_entries = Gauge(
+            "sentimon_scorer_cache_entries", "Distinct normalised texts in the prediction cache.",
+            registry=r,
+        )
+        self.cache_bytes = Gauge(
+            "sentimon_scorer_cache_bytes",
+            "Estimated memory of the prediction cache's keys and predictions, bytes.", registry=r,
+        )
         self.model_info = Gauge(
             "sentimon_model_info", "The model this scorer runs (value is always 1).",
             ["name", "version", "provider", "variant"], registry=r,

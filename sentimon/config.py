@@ -182,6 +182,16 @@ class ScorerSettings(_Section):
     max_message_bytes: int = Field(
         1_000_000, ge=1, description="Larger records are dead-lettered unparsed (SENTIMON_SCORER__MAX_MESSAGE_BYTES)."
     )
+    length_buckets: bool = Field(
+        True, description="On CPU, cut each micro-batch into runs of similar token length, as many "
+        "as pay for their fixed cost (at most model_batch texts each); false = length-sorted runs "
+        "of exactly model_batch (SENTIMON_SCORER__LENGTH_BUCKETS).",
+    )
+    cache_entries: int = Field(
+        50_000, ge=0, description="Predictions kept per distinct normalised text, least recently "
+        "used out first; a repeated text (retweet, syndicated headline) is not scored again. "
+        "0 = off (SENTIMON_SCORER__CACHE_ENTRIES).",
+    )
     metrics_host: str = Field("127.0.0.1", description="Metrics bind address (SENTIMON_SCORER__METRICS_HOST).")
     metrics_port: int = Field(
         19100, ge=0, lt=65536, description="Metrics/health port, 0 = off (SENTIMON_SCORER__METRICS_PORT)."
@@ -313,6 +323,11 @@ class NotifySettings(_Section):
     )
     history: int = Field(
         200, ge=1, description="Recent alerts kept for the page at / (SENTIMON_NOTIFY__HISTORY)."
+    )
+    monitor_url: str | None = Field(
+        None, description="Monitor asked for the texts, tickers and figures of a firing spike "
+        "(GET /exemplars); default http://monitor.metrics_host:monitor.metrics_port, empty "
+        "string: do not ask (SENTIMON_NOTIFY__MONITOR_URL).",
     )
 
 

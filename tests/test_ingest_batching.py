@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sentimon.ingest.batching import MicroBatcher
+from sentimon.ingest.batching import MicroBatcher, plan_runs
 
 
 class Clock:
@@ -85,3 +85,44 @@ def test_zero_wait_is_due_at_once() -> None:
 def test_bad_limits(kw: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         make(**kw)  # type: ignore[arg-type]
+
+
+# -- plan_runs: model runs of similar length -------------------------------------------------
+
+
+def brute_force_cost(lengths: list[int], max_run: int, overhead: int) -> int:
+    """Cheapest cost over every cut of the sorted lengths into consecutive runs."""
+    ls = sorted(max(1, x) for x in lengths)
+    best = [0] + [10**9] * len(ls)
+    for j in range(1, len(ls) + 1):
+        for i in range(max(0, j - max_run), j):
+            best[j] = min(best[j], best[i] + overhead + (j - i) * ls[j - 1])
+    return best[-1]
+
+
+def plan_cost(lengths: list[int], runs: list[list[int]], overhead: int) -> int:
+    return sum(overhead + len(r) * max(max(1, lengths[i]) for i in r) for r in runs)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_plan_runs_covers_each_text_once_and_is_cheapest(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    lengths = [rng.choice([rng.randint(3, 30), rng.randint(30, 128)]) for _ in range(rng.randint(1, 40))]
+    max_run, overhead = rng.choice([1, 4, 16, 64]), rng.choice([0, 8, 16, 200])
+    runs = plan_runs(lengths, max_run=max_run, run_overhead=overhead)
+    assert sorted(i for r in runs for i in r) == list(range(len(lengths)))
+    assert all(1 <= len(r) <= max_run for r in runs)
+    flat = [lengths[i] for r in runs for i in r]
+    assert flat == sorted(flat)  # shortest first, each run a slice of the sorted order
+    assert plan_cost(lengths, runs, overhead) == brute_force_cost(lengths, max_run, overhead)
+
+
+def test_plan_runs_keeps_one_long_text_from_padding_the_rest() -> None:
+    lengths = [12] * 40 + [120]
+    runs = plan_runs(lengths, max_run=64, run_overhead=16)
+    assert [len(r) for r in runs] == [40, 1] and runs[1] == [40]
+    # A large fixed cost per run (a GPU) keeps everything in one run.
+    assert [len(r) for r in plan_runs(lengths, max_run=64, run_overhead=10_000)] == [41]
+    assert plan_runs([], max_run=64, run_overhead=16) == []

@@ -48,7 +48,7 @@ def exposed() -> dict[str, set[str]]:
 
 def test_names_and_labels_match_the_contract() -> None:
     want = contract_metrics()
-    assert len(want) == 10, want
+    assert len(want) == 14, want
     assert exposed() == want
 
 

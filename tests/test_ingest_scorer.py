@@ -204,8 +204,9 @@ class Running:
 def test_scores_real_texts_once_each(kafka_settings: Settings, topics: TopicSettings,
                                      data_dir: Path, model: Any) -> None:
     # One batch for everything (see the comparison with direct predictions below).
+    # Fixed runs and no cache: the model must see exactly the run the direct call makes.
     settings = scorer_settings(kafka_settings, topics, max_batch=1000, max_wait_ms=3000,
-                               model_batch=1000)
+                               model_batch=1000, length_buckets=False, cache_entries=0)
     comments = tweets(data_dir, 150)
     news = headlines(data_dir, 50)
     produce(settings, topics.comments, [json.dumps(m).encode() for m in comments])
