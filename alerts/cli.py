@@ -20,8 +20,10 @@ with --forward-url, posted to a Slack-compatible webhook ({"text": ..., "blocks"
 retried with backoff: notify.forward_attempts, notify.forward_backoff_s).
 Open http://HOST:PORT/ for the recent alerts with their figures and report PNGs
 (/report.png?topic=Macro&since=3h). /metrics, /healthz and /readyz are served on the
-same port. With SENTIMON_NOTIFY__SECRET set, the webhook needs it as a Bearer token and
-the page asks for it as a password (any user name).
+same port. A firing spike alert gets the most negative texts of its burst, its tickers
+and figures from the monitor's /exemplars (notify.monitor_url, default the local monitor;
+at most 2 s, else the alert goes out without them). With SENTIMON_NOTIFY__SECRET set, the
+webhook needs it as a Bearer token and the page asks for it as a password (any user name).
 
 examples:
   sentimon notify
@@ -82,6 +84,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             external_url=n.external_url,
             prometheus_url=n.prometheus_url or prometheus_url(settings),
             history=n.history, min_volume=settings.monitor.min_volume,
+            monitor_url=monitor_url(settings),
         ).start()
     except OSError as exc:
         print(f"sentimon notify: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
@@ -98,6 +101,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         server.stop()
     log.info("notify receiver stopped")
     return 0
+
+
+def monitor_url(settings: Settings) -> str | None:
+    """Where the exemplars of spike alerts come from: ``notify.monitor_url``, else the local
+    monitor's metrics port (loopback for a wildcard bind); None when set to an empty string."""
+    from sentimon.alerts.notify import _loopback_url
+
+    url = settings.notify.monitor_url
+    if url is None:
+        m = settings.monitor
+        return _loopback_url(m.metrics_host, m.metrics_port)
+    return url.strip() or None
 
 
 def _is_loopback(host: str) -> bool:

@@ -4,9 +4,11 @@ Alertmanager POSTs a group of alerts to ``/alertmanager``. Each alert becomes on
 line on stdout and one JSON object appended to the notifications file (the full record:
 labels, annotations, figures, tickers, exemplars, links); the group can also be forwarded to
 a Slack-compatible webhook as one message with blocks (:mod:`sentimon.alerts.forward`
-retries it with backoff). The same port serves ``/metrics``, ``/healthz``, ``/readyz``, the
-page of recent alerts at ``/`` and topic report PNGs at ``/report.png``
-(:mod:`sentimon.alerts.page`).
+retries it with backoff). A firing spike alert without an ``exemplars`` annotation gets the
+series' most negative recent texts, tickers and figures from the monitor first
+(:mod:`sentimon.alerts.exemplars`, bounded by a short timeout). The same port serves
+``/metrics``, ``/healthz``, ``/readyz``, the page of recent alerts at ``/`` and topic report
+PNGs at ``/report.png`` (:mod:`sentimon.alerts.page`).
 
 Requests are checked before their body is read: an optional shared secret (``Authorization:
 Bearer``, compared in constant time; the page and PNGs also take it as the password of HTTP
@@ -34,6 +36,7 @@ from typing import IO, Any
 from prometheus_client import CollectorRegistry, Counter
 
 from sentimon.alerts import message
+from sentimon.alerts.exemplars import TIMEOUT_S, ExemplarFetcher, FetchMetrics, enrich, series_of
 from sentimon.alerts.forward import Forwarder, ForwardMetrics
 from sentimon.http import DaemonHTTPServer
 
@@ -143,6 +146,7 @@ class Metrics:
             ["reason"], registry=self.registry,
         )
         self.forward = ForwardMetrics(self.registry)
+        self.exemplars = FetchMetrics(self.registry)
         for status in (*_STATUSES, "unknown"):
             self.received.labels(status=status)
 
@@ -159,11 +163,13 @@ class Notifier:
         out: IO[str] | None = None,
         base_url: str | None = None,
         history: int = 200,
+        fetcher: ExemplarFetcher | None = None,
     ) -> None:
         self.jsonl_path = jsonl_path
         self.base_url = base_url
         self._metrics = metrics
         self._forwarder = forwarder
+        self._fetcher = fetcher
         self._out = out if out is not None else sys.stdout
         self._lock = threading.Lock()
         self._recent: collections.deque[dict[str, Any]] = collections.deque(
@@ -180,6 +186,14 @@ class Notifier:
         alerts: Sequence[Mapping[str, Any]] = payload["alerts"]
         records = [notification_record(a, payload, received_at=now, base_url=self.base_url)
                    for a in alerts]
+        if self._fetcher is not None:
+            # Before anything is stored or forwarded, so the JSONL record, the page and the
+            # chat message all quote the same texts; bounded by the fetcher's timeout.
+            fetched = self._fetcher.fetch_all(alerts)
+            for alert, record in zip(alerts, records, strict=True):
+                key = series_of(alert)
+                if key is not None and key in fetched:
+                    enrich(record, fetched[key])
         lines = [r["text"] for r in records]
         with self._lock:  # whole lines from concurrent requests, never interleaved
             self.jsonl_path.parent.mkdir(parents=True, exist_ok=True)
@@ -244,7 +258,11 @@ class NotifyServer(DaemonHTTPServer):
         history: int = 200,
         min_volume: int = 30,
         out: IO[str] | None = None,
+        monitor_url: str | None = None,
+        exemplar_timeout_s: float = TIMEOUT_S,
     ) -> None:
+        """``monitor_url``: the monitor whose ``/exemplars`` fills firing spike alerts (None
+        or empty: none); each request waits at most ``exemplar_timeout_s`` for it."""
         from sentimon.alerts.page import ReportRenderer
 
         self.metrics = Metrics()
@@ -256,17 +274,24 @@ class NotifyServer(DaemonHTTPServer):
         self._secret = secret.encode() if secret else None
         self._max_body_bytes = max_body_bytes
         self.reports = ReportRenderer(prometheus_url, min_volume=min_volume) if prometheus_url else None
+        self.fetcher = (
+            ExemplarFetcher(monitor_url, metrics=self.metrics.exemplars,
+                            timeout_s=exemplar_timeout_s)
+            if monitor_url else None
+        )
         super().__init__(host=host, port=port, registry=self.metrics.registry)
         self.external_url = (external_url or _loopback_url(host, self.port)).rstrip("/")
         self.notifier = Notifier(
             jsonl_path=jsonl_path, metrics=self.metrics, forwarder=self.forwarder, out=out,
-            base_url=self.external_url, history=history,
+            base_url=self.external_url, history=history, fetcher=self.fetcher,
         )
 
     def stop(self) -> None:
         super().stop()
         if self.forwarder is not None:
             self.forwarder.close()
+        if self.fetcher is not None:
+            self.fetcher.close()
 
     def authorized(self, header: str | None, *, basic: bool = False) -> bool:
         """True when no secret is configured or ``header`` is ``Bearer <secret>``.
