@@ -329,11 +329,6 @@ class NotifySettings(_Section):
         "(GET /exemplars); default http://monitor.metrics_host:monitor.metrics_port, empty "
         "string: do not ask (SENTIMON_NOTIFY__MONITOR_URL).",
     )
-    monitor_url: str | None = Field(
-        None, description="Monitor asked for the texts, tickers and figures of a firing spike "
-        "(GET /exemplars); default http://monitor.metrics_host:monitor.metrics_port, empty "
-        "string: do not ask (SENTIMON_NOTIFY__MONITOR_URL).",
-    )
 
 
 class AlertSettings(_Section):
