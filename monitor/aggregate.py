@@ -268,7 +268,10 @@ class Aggregator:
             y, nu = m_other, m_nu
             if key != MARKET:
                 y, nu = m_other - (n - x), m_nu - _others(mu, base.share)
-            evidence, rise = log_sr(x, mu, y=y, nu=np.maximum(nu, 0.0),
+            # Quasi-likelihood: counts that vary phi times more than Poisson carry 1/phi of the
+            # evidence (a cluster of phi copies is one piece of news, not phi).
+            phi = base.dispersion
+            evidence, rise = log_sr(x / phi, mu / phi, y=y, nu=np.maximum(nu, 0.0),
                                     rises=self.detector.rises)
             out[key] = Detection(evidence=evidence, threshold=thresholds[key[0]],
                                  expected=float(mu[-short:].sum()),

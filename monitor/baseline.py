@@ -19,6 +19,12 @@ wholly before the detection horizon (so a surge in progress never raises its own
 - **Recent history counts more.** Each slot is weighted ``0.5 ** (age / half-life)`` (one
   day by default), so the baseline follows a level that moves over days while a burst
   shorter than the detection horizon is judged against what came before it.
+- **Dispersion.** Real streams vary more than Poisson counts (retweets and syndicated
+  copies arrive in clusters, the mix drifts within a day): Pearson's ratio of the slot
+  negatives' squared deviations to their expectation over the kept slots, shrunk toward 1
+  with :data:`DISPERSION_PRIOR_SLOTS` pseudo-slots and never below 1, divides the
+  detector's evidence (the quasi-Poisson adjustment of outbreak detection, Farrington et
+  al. 1996), so that the false-alert budget holds on such series too.
 - **Robust to past surges.** After a first fit, slots whose negatives exceed the fit's
   expectation by more than ``4 sqrt(m) + 2`` are left out and the fit is repeated: a burst
   that was alerted on (or missed) does not inflate the baseline that judges the next one.
@@ -43,6 +49,9 @@ MIN_HISTORY_SLOTS = 4
 #: A slot is an outlier when its negatives exceed ``m + OUTLIER_Z sqrt(m) + OUTLIER_ADD``.
 OUTLIER_Z, OUTLIER_ADD = 4.0, 2.0
 HOURS = 24
+#: Pseudo-slots at dispersion 1: a few hours of history cannot make a series deaf.
+DISPERSION_PRIOR_SLOTS = 8.0
+MAX_DISPERSION = 8.0
 #: Older history counts less: a slot a day old weighs half as much as the newest.
 DEFAULT_HALF_LIFE_S = 86_400.0
 
@@ -56,6 +65,7 @@ class Baseline:
     tod: np.ndarray  # 24 factors of the rate by hour of day (UTC)
     slots: int  # observed slots of history behind the fit
     excluded: int  # slots left out as outliers
+    dispersion: float = 1.0  # variance of the slot negatives over their mean (>= 1)
 
     def expected(self, buckets: np.ndarray, *, bucket_s: float, slot_s: float) -> np.ndarray:
         """Expected negatives in each of ``buckets`` (absolute bucket numbers)."""
@@ -108,6 +118,14 @@ def _outliers(x: np.ndarray, expected: np.ndarray) -> np.ndarray:
     return x > expected + OUTLIER_Z * np.sqrt(expected) + OUTLIER_ADD
 
 
+def _dispersion(x: np.ndarray, expected: np.ndarray, w: np.ndarray) -> float:
+    """Pearson's variance-to-mean ratio of slot negatives, shrunk toward 1, never below 1."""
+    ok = expected > 1e-9
+    r2 = (x[ok] - expected[ok]) ** 2 / expected[ok]
+    phi = ((w[ok] * r2).sum() + DISPERSION_PRIOR_SLOTS) / (w[ok].sum() + DISPERSION_PRIOR_SLOTS)
+    return float(min(max(phi, 1.0), MAX_DISPERSION))
+
+
 def _tod(n: np.ndarray, hours: np.ndarray, w: np.ndarray) -> np.ndarray:
     """24 rate factors by hour of day from records ``n`` per slot, slots weighted by ``w``."""
     total = w.sum()
@@ -143,7 +161,8 @@ def fit_market(history: EventHistory, market: Key, *, end_slot: int, soft: bool,
         keep = ~_outliers(x, rate * weight * share)
     w = recency * keep
     base = Baseline(rate=float(rate), share=float(share), tod=tod, slots=len(observed),
-                    excluded=int((~keep).sum()))
+                    excluded=int((~keep).sum()),
+                    dispersion=_dispersion(x, rate * weight * share, w))
     return MarketFit(observed=observed, hours=hours, recency=recency, tod=tod,
                      rate=float((w * n).sum() / w.sum()), share=float(share), baseline=base)
 
@@ -163,7 +182,8 @@ def fit_series(history: EventHistory, key: Key, market: MarketFit, *, family_siz
             (w * n).sum() + SHARE_PRIOR_RECORDS)
         keep = ~_outliers(x, rate * weight * share)
     return Baseline(rate=float(rate), share=float(share), tod=market.tod, slots=len(n),
-                    excluded=int((~keep).sum()))
+                    excluded=int((~keep).sum()),
+                    dispersion=_dispersion(x, rate * weight * share, market.recency * keep))
 
 
 def expected_per_minute(base: Baseline, *, ts: float, slot_s: float) -> float:

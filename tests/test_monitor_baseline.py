@@ -102,3 +102,21 @@ def test_an_outage_lowers_no_rate() -> None:
         base = fit_series(h, BUSY, market, family_size=1, soft=True)
         expected.append(base.expected(noon, bucket_s=15, slot_s=900)[0])
     assert expected[1] == pytest.approx(expected[0], rel=0.1)
+
+
+@pytest.mark.parametrize(("copies", "low", "high"), [(1, 1.0, 1.25), (4, 3.0, 4.6)])
+def test_dispersion_counts_clusters(copies: int, low: float, high: float) -> None:
+    """Independent negatives give dispersion ~1; each arriving as 4 copies gives ~4."""
+    h = history()
+    rng = np.random.default_rng(2)
+    for slot in range(3 * 96):
+        start = T0 + slot * 900
+        for ts in rng.uniform(0, 900, 40):
+            add(h, start + ts, BUSY, 0.0)
+        for ts in rng.uniform(0, 900, rng.poisson(6 / copies)):
+            for c in range(copies):
+                add(h, start + ts + c, BUSY, 1.0)
+    market = fit_market(h, MARKET, end_slot=h.baseline_end_slot(), soft=True)
+    assert market is not None
+    base = fit_series(h, BUSY, market, family_size=1, soft=True)
+    assert low <= base.dispersion <= high, base.dispersion

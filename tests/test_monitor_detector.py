@@ -96,3 +96,15 @@ def test_a_doubling_is_caught_about_when_theory_says() -> None:
     assert len(delays) >= 38
     expected = log_a / kl
     assert 0.5 * expected <= float(np.median(delays)) <= 1.5 * expected, (delays, expected)
+
+
+def test_clustered_counts_need_the_dispersion_and_keep_the_budget_with_it() -> None:
+    """Negatives arriving in clusters of 4 copies (retweets, syndication) break the Poisson
+    bound; dividing counts and expectation by the dispersion (4) restores it."""
+    rng = np.random.default_rng(11)
+    n, arl, mu, size = 60_000, 1_000.0, 0.4, 4.0
+    x = size * rng.poisson(mu / size, size=n).astype(float)
+    raw = _upcrossings(x, mu, horizon=120, log_a=math.log(arl))
+    scaled = _upcrossings(x / size, mu / size, horizon=120, log_a=math.log(arl))
+    assert raw > 3 * n / arl, raw  # the budget is not what the user gets without it
+    assert scaled <= n / arl * 1.25, scaled
