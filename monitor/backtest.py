@@ -188,14 +188,18 @@ def match(episodes: Sequence[Episode], bursts: Sequence[Burst], *,
                      b.start, b.end + grace_s) for b in bursts]
 
 
+def explains(episodes: Sequence[Episode], bursts: Sequence[Burst], *,
+             grace_s: float) -> list[bool]:
+    """Per alert: whether it started inside a burst of its topic (or the market's)."""
+    return [any(b.start <= e.fired <= b.end + grace_s and e.key in (("topic", b.topic), MARKET)
+                for b in bursts) for e in episodes]
+
+
 def false_alerts(episodes: Sequence[Episode], bursts: Sequence[Burst], *,
                  grace_s: float) -> dict[str, int]:
     """Alert starts per family that no burst explains."""
     out = {"topic": 0, "ticker": 0, "market": 0}
-    for e in episodes:
-        explained = any(
-            b.start <= e.fired <= b.end + grace_s and e.key in (("topic", b.topic), MARKET)
-            for b in bursts)
+    for e, explained in zip(episodes, explains(episodes, bursts, grace_s=grace_s), strict=True):
         if not explained:
             out[e.key[0]] = out.get(e.key[0], 0) + 1
     return out
@@ -345,6 +349,8 @@ class Report:
     bands: dict[str, Summary]
     truth: Summary | None = None
     clean: Replay | None = None
+    explained: list[bool] = field(default_factory=list)  # per clean alert: inside a truth surge
+
 
     def false_alerts_per_day(self) -> dict[str, float]:
         return {k: v / self.days for k, v in self.false_alerts.items()}
@@ -420,4 +426,5 @@ def backtest(clean: Sequence[ScoredRecord], *, settings: MonitorSettings, for_s:
     span = max(base.days, 1e-9)
     return Report(detector="zscore" if legacy else "detector", records=len(clean), days=span,
                   rate_per_min=len(clean) / (span * 1440), false_alerts=fa, topics=reports,
-                  pooled=pooled, bands=by_band, truth=truth_summary, clean=base)
+                  pooled=pooled, bands=by_band, truth=truth_summary, clean=base,
+                  explained=explains(base.episodes, truth, grace_s=grace))

@@ -152,6 +152,38 @@ def _fmt_r(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+#: Alerts listed in the printed report; --json-out has every one.
+MAX_LISTED_ALERTS = 40
+
+
+def _alerts(report: Any) -> list[dict[str, Any]]:
+    """The clean (or --truth) stream's alerts, each marked explained by a truth burst or not."""
+    from sentimon.monitor.scenario import iso
+
+    if report.clean is None:
+        return []
+    return [{"series": e.key[0], "name": e.key[1], "fired": iso(e.fired),
+             "resolved": None if e.resolved is None else iso(e.resolved),
+             "minutes": None if e.resolved is None else round((e.resolved - e.fired) / 60, 1),
+             "explained": explained}
+            for e, explained in zip(report.clean.episodes, report.explained, strict=True)]
+
+
+def _alert_lines(report: Any) -> list[str]:
+    alerts = _alerts(report)
+    if not alerts:
+        return ["alerts that would have fired: none"]
+    lines = [f"alerts that would have fired ({len(alerts)}; 'truth' = inside a --truth surge):"]
+    for a in alerts[:MAX_LISTED_ALERTS]:
+        until = a["resolved"] or "still firing"
+        who = a["name"] or "(market)"
+        lines.append(f"  {a['fired']} .. {until}  {a['series']:<6} {who}"
+                     + ("  truth" if a["explained"] else ""))
+    if len(alerts) > MAX_LISTED_ALERTS:
+        lines.append(f"  ... {len(alerts) - MAX_LISTED_ALERTS} more (--json-out lists all)")
+    return lines
+
+
 def format_report(report: Any, *, header: str) -> str:
     """The backtest's figures as a table for people."""
     lines = [header,
@@ -160,6 +192,7 @@ def format_report(report: Any, *, header: str) -> str:
     fa = report.false_alerts_per_day()
     lines.append("false alerts a day: " + ", ".join(
         f"{k} {v:.2f} ({report.false_alerts[k]})" for k, v in fa.items()))
+    lines.extend(_alert_lines(report))
     if report.truth is not None:
         t = report.truth
         lines.append(f"truth: {t.caught}/{t.bursts} caught, delay median "
@@ -190,7 +223,7 @@ def report_json(report: Any) -> dict[str, Any]:
     return {
         "detector": report.detector, "records": report.records, "days": report.days,
         "rate_per_min": report.rate_per_min, "false_alerts": report.false_alerts,
-        "false_alerts_per_day": report.false_alerts_per_day(),
+        "false_alerts_per_day": report.false_alerts_per_day(), "alerts": _alerts(report),
         "truth": summary(report.truth) if report.truth is not None else None,
         "topics": [{
             "topic": t.topic, "band": t.band, "summary": summary(t.summary),

@@ -141,6 +141,13 @@ def test_backtest_cli_end_to_end(small: list, tmp_path: Path, capsys: pytest.Cap
     report = json.loads(out.read_text())
     assert report["truth"]["bursts"] == len(bursts)
     assert report["truth"]["caught"] >= len(bursts) - 1  # 25 negative texts in 10 minutes
+    # The alerts themselves are printed and listed, those inside a truth surge marked.
+    assert "alerts that would have fired" in printed
+    explained = [a for a in report["alerts"] if a["explained"]]
+    # (a market alert during a burst is explained by it too)
+    assert "Stock Movement" in {a["name"] for a in explained} <= {"Stock Movement", ""}
+    assert len(explained) >= report["truth"]["caught"]
+    assert all(f"{a['fired']} .. " in printed for a in report["alerts"][:40])
 
     png, out2 = tmp_path / "sm.png", tmp_path / "inject.json"
     clean = tmp_path / "clean.jsonl"
