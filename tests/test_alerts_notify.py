@@ -474,6 +474,7 @@ def _scored(i: int, *, ts: float, topic: str, negative: bool, tickers: list[str]
         "topic": topic, "topic_prob": 0.9, "sentiment": "negative" if negative else "neutral",
         "sentiment_probs": probs, "score": probs["positive"] - probs["negative"],
         "model": "test@0", "scored_at": iso(time.time()),
+        "text": f"{'Tesla recalls' if negative else 'Tesla ships'} {i}: {topic.lower()} news",
     }).encode()
 
 
@@ -595,6 +596,21 @@ def test_spike_reaches_notify_through_real_monitor_prometheus_and_alertmanager(
             assert resp.status == 200
         assert by_name["TickerNegativeSpike"]["labels"]["ticker"] == "TSLA"
         assert by_name["TickerNegativeSpike"]["tickers"] == ["TSLA"]
+        # Self-contained: the most negative texts of the burst, fetched by notify from the
+        # monitor's /exemplars (notify.monitor_url defaults to the monitor's metrics port).
+        for rec in by_name.values():
+            quoted = rec["exemplars"]
+            assert len(quoted) == 5, rec
+            assert all(q["text"].startswith("Tesla recalls ") and q["source"] == "test"
+                       and q["tickers"] == ["TSLA"] and q["p_negative"] == 0.9
+                       for q in quoted), quoted
+            # Equal P(negative): the newest first, all from the burst (ids 300-359).
+            ids = [int(q["text"].split()[2].rstrip(":")) for q in quoted]
+            assert ids == sorted(ids, reverse=True) and min(ids) >= 300, ids
+            assert rec["ticker_mentions"][0][0] == "TSLA", rec
+            assert rec["exemplars_source"]["url"].startswith(f"http://127.0.0.1:{monitor_port}/")
+        assert metric_value(f"http://127.0.0.1:{notify_port}",
+                            "sentimon_notify_exemplar_fetches_total", result="ok") >= 2
         assert f"[FIRING] NegativeSentimentSpike topic={TOPIC}" in (
             tmp_path / "notify.log").read_text()
 
@@ -617,6 +633,7 @@ def test_spike_reaches_notify_through_real_monitor_prometheus_and_alertmanager(
         assert "FIRING TickerNegativeSpike: TSLA" in text, text
         assert "negative share 80% vs baseline 10%, 60 records in the short window" in text, text
         assert "Tickers: $TSLA" in text
+        assert "Tesla recalls 359: stock movement news" in text, text
         assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
         if os.environ.get("SENTIMON_SCREENSHOT_OUT"):
             shutil.copyfile(shot, os.environ["SENTIMON_SCREENSHOT_OUT"])

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable
@@ -44,11 +45,13 @@ def rfc3339(ts: float) -> str:
 
 
 def scored(rec_id: str, ts: float, *, topic: str = "Earnings", sentiment: str = "neutral",
-           score: float = 0.0, kind: str = "news", tickers: Iterable[str] = ()) -> dict[str, Any]:
-    """A scored record as the scorer writes it (docs/contracts.md)."""
+           score: float = 0.0, kind: str = "news", tickers: Iterable[str] = (),
+           text: str | None = None) -> dict[str, Any]:
+    """A scored record as the scorer writes it (docs/contracts.md); ``text`` if given."""
     neg = max(0.0, -score)
     pos = max(0.0, score)
-    return {
+    extra = {} if text is None else {"text": text}
+    return extra | {
         "id": rec_id, "ts": rfc3339(ts), "kind": kind, "source": "test",
         "tickers": sorted(tickers), "topic": topic, "topic_prob": 0.9, "sentiment": sentiment,
         "sentiment_probs": {"negative": neg, "neutral": 1 - neg - pos, "positive": pos},
@@ -104,6 +107,15 @@ def scrape(port: int) -> dict[Sample, float]:
             if s.name.startswith("sentimon_"):
                 out[(s.name, frozenset(s.labels.items()))] = s.value
     return out
+
+
+def exemplars(port: int, query: str) -> dict[str, Any]:
+    """``GET /exemplars?<query>`` of the monitor on ``port``, without its readiness flag."""
+    url = f"http://127.0.0.1:{port}/exemplars?{query}"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        body = json.loads(resp.read())
+    body.pop("ready")
+    return body
 
 
 def ready(port: int) -> bool:
@@ -225,7 +237,8 @@ def random_stream(n: int, *, start: int, end: int, seed: int, prefix: str,
         score = {"negative": -0.5, "neutral": 0.0, "positive": 0.75}[sentiment]
         rec = scored(f"{prefix}{i}", rnd.randrange(start, end), topic=rnd.choice(TOPICS),
                      sentiment=sentiment, score=score, kind=rnd.choice(["news", "comment"]),
-                     tickers=rnd.sample(["AAPL", "TSLA", "GME", "MSFT"], rnd.randrange(0, 3)))
+                     tickers=rnd.sample(["AAPL", "TSLA", "GME", "MSFT"], rnd.randrange(0, 3)),
+                     text=f"text of {prefix}{i}")
         out.append(rec)
         if i % dup_every == 0:
             out.append(dict(rec))
@@ -317,11 +330,18 @@ def test_spike_turns_on_then_decays_when_the_live_stream_goes_quiet(
         m = wait_records(mon.port, 400)
         assert m[("sentimon_topic_spike", macro)] == 0
         assert ("sentimon_topic_evidence_threshold", macro) in m
-        burst = [scored(f"s{i}", w - i % 20, topic="Macro", sentiment="negative", score=-0.9)
+        burst = [scored(f"s{i}", w - i % 20, topic="Macro", sentiment="negative",
+                        score=-0.9 + i / 1000, text=f"burst {i}", tickers=["TSLA", "XOM"])
                  for i in range(60)]
         produce(settings, burst)
         m = wait_records(mon.port, 460)
         assert m[("sentimon_topic_spike", macro)] == 1
+        # What the spike notification will quote: the most negative texts of the burst.
+        ex = exemplars(mon.port, "topic=Macro")
+        assert [t["text"] for t in ex["texts"]] == [f"burst {i}" for i in range(5)]
+        assert ex["tickers"] == [["TSLA", 60], ["XOM", 60]] and ex["spike"] is True
+        assert ex["observed"] == pytest.approx(
+            m[("sentimon_topic_observed_negatives", macro)], rel=1e-6)
         assert m[("sentimon_topic_evidence", macro)] >= m[("sentimon_topic_evidence_threshold", macro)]
         assert m[("sentimon_topic_observed_negatives", macro)] > \
             3 * m[("sentimon_topic_expected_negatives", macro)]
@@ -385,12 +405,19 @@ def test_restart_after_sigkill_changes_no_figure(
             proc = start()
             after = wait_records(port, total, timeout_s=90)
             uninterrupted = wait_records(ref.port, total)
+            queries = [urllib.parse.urlencode({"topic": t}) for t in TOPICS]
+            queries += ["ticker=AAPL", "ticker=TSLA", "market"]
+            shown = {q: exemplars(port, q) for q in queries}
+            reference = {q: exemplars(ref.port, q) for q in queries}
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=20) == 0
     assert len({r["id"] for r in first}) <= before < total, "the kill was not mid-stream"
     assert figures(after) == figures(uninterrupted)
     assert_matches(after, expected_series(first + second, {"AAPL", "TSLA"}))
+    # The same exemplars too: they depend on the set of records, not on the reading order.
+    assert shown == reference
+    assert len(shown["market"]["texts"]) == 5
     dups = len(first) + len(second) - total
     assert after[("sentimon_monitor_duplicates_total", frozenset())] == dups
 
