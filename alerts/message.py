@@ -72,6 +72,14 @@ def exemplars(annotations: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def exemplar_meta(ex: Mapping[str, Any]) -> str:
+    """``source · time · $TICKERS · P(negative) 0.97``: what is known of an exemplar text."""
+    p = ex.get("p_negative")
+    parts = [ex.get("source"), ex.get("ts"), " ".join(f"${t}" for t in ex.get("tickers", [])),
+             f"P(negative) {p:.2f}" if isinstance(p, int | float) else ""]
+    return " · ".join(str(x) for x in parts if x)
+
+
 def report_url(base_url: str, topic: str, *, since: str = REPORT_SINCE) -> str:
     """The receiver's PNG report of ``topic`` (query string encoded)."""
     query = urllib.parse.urlencode({"topic": topic, "since": since}, quote_via=urllib.parse.quote)
@@ -169,8 +177,7 @@ def slack_message(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             blocks.append({"type": "section", "fields": [
                 {"type": "mrkdwn", "text": _mrkdwn(f)[:2000]} for f in fields[:10]]})
         for ex in record.get("exemplars") or []:
-            meta = " · ".join(p for p in (ex.get("source"), ex.get("ts"),
-                                          " ".join(f"${t}" for t in ex.get("tickers", []))) if p)
+            meta = exemplar_meta(ex)
             blocks.append({"type": "section", "text": {
                 "type": "mrkdwn", "text": f">{_mrkdwn(ex['text'])[:2500]}\n_{_mrkdwn(meta)}_"}})
         link_map: Mapping[str, str] = record.get("links") or {}

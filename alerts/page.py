@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sentimon.alerts.message import figures_line, report_url, subject
+from sentimon.alerts.message import exemplar_meta, figures_line, report_url, subject
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,7 @@ def render_page(records: Sequence[Mapping[str, Any]], *, title: str = "sentimon 
         if r.get("tickers"):
             parts.append("<p>Tickers: " + esc(", ".join(f"${t}" for t in r["tickers"])) + "</p>")
         for ex in r.get("exemplars") or []:
-            meta = " · ".join(p for p in (ex.get("source"), ex.get("ts"),
-                                          " ".join(f"${t}" for t in ex.get("tickers", []))) if p)
+            meta = exemplar_meta(ex)
             parts.append(f"<blockquote>{esc(ex['text'])}<br><small class='muted'>{esc(meta)}"
                          "</small></blockquote>")
         link_map: Mapping[str, str] = r.get("links") or {}

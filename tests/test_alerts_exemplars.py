@@ -80,7 +80,7 @@ def test_firing_spike_gets_texts_tickers_and_figures_in_jsonl_page_and_slack(
 
         page = render_page(list(reversed(r.records())))
         assert "ACME recalls every car it sold &lt;19&gt; &amp; more" in page
-        assert "wire1 · 2026-01-05T00:10:19.000Z · $ACME" in page
+        assert "wire1 · 2026-01-05T00:10:19.000Z · $ACME · P(negative) 0.89" in page
         blocks = slack_message(r.records())["blocks"]
         quotes = [b["text"]["text"] for b in blocks
                   if b["type"] == "section" and "text" in b and b["text"]["text"].startswith(">")]
