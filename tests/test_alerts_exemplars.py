@@ -23,10 +23,14 @@ from sentimon.alerts.page import render_page
 from sentimon.config import MonitorSettings, NotifySettings, Settings
 from sentimon.http import DaemonHTTPServer
 from sentimon.monitor.daemon import Monitor
-from tests.test_alerts_notify import SPIKE, TICKER_RESOLVED, Receiver, webhook
+from tests.test_alerts_notify import SPIKE as _SPIKE
+from tests.test_alerts_notify import TICKER_RESOLVED as _TICKER
+from tests.test_alerts_notify import Receiver, webhook
 from tests.test_monitor_exemplars import T0, _Msg, _scored
 
 TOPIC = "Macro"
+SPIKE: dict[str, Any] = dict(_SPIKE)
+TICKER_RESOLVED: dict[str, Any] = dict(_TICKER)
 
 
 @pytest.fixture

@@ -33,8 +33,8 @@ def rec(i: int, *, ts: float, p: float, topic: str = "Macro", tickers: tuple[str
         p_negative=p, text=f"text {i}", source="wire")
 
 
-def store(**kw: object) -> Exemplars:
-    return Exemplars(horizon_s=HORIZON, watchlist=["AAPL", "TSLA"], **kw)  # type: ignore[arg-type]
+def store(*, top: int = TOP) -> Exemplars:
+    return Exemplars(horizon_s=HORIZON, watchlist=["AAPL", "TSLA"], top=top)
 
 
 def texts(ex: Exemplars, key: tuple[str, str]) -> list[str]:
