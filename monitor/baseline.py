@@ -10,6 +10,9 @@ wholly before the detection horizon (so a surge in progress never raises its own
   24 factors, each shrunk toward 1 with :data:`TOD_PRIOR_RECORDS` pseudo-records (an hour
   seen with few records borrows from the day). Every series uses the market's shape: a topic with 20 records a day
   has no shape of its own to estimate.
+- **Day of week.** Once the history holds both weekdays and a weekend (UTC), the market's
+  rate on each kind of day against the time-of-day fit gives two more factors, shrunk toward
+  1 with :data:`WEEK_PRIOR_RECORDS` pseudo-records; until then both are 1.
 - **Rate.** A series' records per slot at an average hour: its records over its
   time-of-day-weighted exposure, with a gamma prior worth :data:`RATE_PRIOR_RECORDS`
   records at an equal share of the market (a new, thin series is neither silent nor
@@ -49,6 +52,8 @@ MIN_HISTORY_SLOTS = 4
 #: A slot is an outlier when its negatives exceed ``m + OUTLIER_Z sqrt(m) + OUTLIER_ADD``.
 OUTLIER_Z, OUTLIER_ADD = 4.0, 2.0
 HOURS = 24
+#: Pseudo-records at factor 1 for the weekday/weekend rates.
+WEEK_PRIOR_RECORDS = 100.0
 #: Pseudo-slots at dispersion 1: a few hours of history cannot make a series deaf.
 DISPERSION_PRIOR_SLOTS = 8.0
 MAX_DISPERSION = 8.0
@@ -66,11 +71,14 @@ class Baseline:
     slots: int  # observed slots of history behind the fit
     excluded: int  # slots left out as outliers
     dispersion: float = 1.0  # variance of the slot negatives over their mean (>= 1)
+    week: tuple[float, float] = (1.0, 1.0)  # factors of the rate on weekdays, at weekends
 
     def expected(self, buckets: np.ndarray, *, bucket_s: float, slot_s: float) -> np.ndarray:
         """Expected negatives in each of ``buckets`` (absolute bucket numbers)."""
-        hours = ((buckets * bucket_s) % 86_400 // 3_600).astype(np.int64)
-        return self.rate * self.tod[hours] * self.share * (bucket_s / slot_s)
+        t = buckets * bucket_s
+        hours = (t % 86_400 // 3_600).astype(np.int64)
+        week = np.asarray(self.week)[_weekend(t)]
+        return self.rate * self.tod[hours] * week * self.share * (bucket_s / slot_s)
 
 
 @dataclass(frozen=True)
@@ -79,11 +87,29 @@ class MarketFit:
 
     observed: np.ndarray  # slot numbers counted as exposure
     hours: np.ndarray  # hour of day of each observed slot
+    factor: np.ndarray  # time-of-day times day-of-week factor of each observed slot
     recency: np.ndarray  # weight of each observed slot (half-life decay with age)
     tod: np.ndarray
     rate: float  # market records per observed slot
     share: float
     baseline: Baseline
+
+
+def _weekend(t: np.ndarray) -> np.ndarray:
+    """1 for times (seconds since the epoch) on a Saturday or Sunday (UTC), else 0."""
+    return (((np.floor(t / 86_400).astype(np.int64) + 3) % 7) >= 5).astype(np.int64)
+
+
+def _week(n: np.ndarray, tod: np.ndarray, weekend: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Rate factors for weekdays and weekends, each shrunk toward 1 (WEEK_PRIOR_RECORDS).
+
+    A kind of day not yet in the history gets 1: the day-of-week shape is learnt only when
+    the history holds both, and firms up as it holds more of them.
+    """
+    level = (w * n).sum() / max((w * tod).sum(), 1e-12)
+    obs = np.bincount(weekend, weights=w * n, minlength=2)
+    exp = np.bincount(weekend, weights=w * tod, minlength=2) * level
+    return (obs + WEEK_PRIOR_RECORDS) / (exp + WEEK_PRIOR_RECORDS)
 
 
 def _hours(slots: np.ndarray, slot_s: float) -> np.ndarray:
@@ -149,21 +175,25 @@ def fit_market(history: EventHistory, market: Key, *, end_slot: int, soft: bool,
     if len(observed) < min_slots:
         return None
     hours = _hours(observed, history.slot_s)
+    weekend = _weekend(observed * history.slot_s)
     recency = 0.5 ** ((end_slot - 1 - observed) * history.slot_s / half_life_s)
     n, x = _sums(history, market, observed, soft=soft)
     keep = np.ones(len(observed), dtype=bool)
     for _ in range(2):
         w = recency * keep
         tod = _tod(n, hours, w)
-        weight = tod[hours]
+        # The weekly shape changes slowly: the whole history counts, not the last days.
+        week = _week(n, tod[hours], weekend, keep.astype(float))
+        weight = tod[hours] * week[weekend]
         rate = (w * n).sum() / (w * weight).sum()
         share = ((w * x).sum() + SHARE_PRIOR_RECORDS / 3) / ((w * n).sum() + SHARE_PRIOR_RECORDS)
         keep = ~_outliers(x, rate * weight * share)
     w = recency * keep
+    week_t = (float(week[0]), float(week[1]))
     base = Baseline(rate=float(rate), share=float(share), tod=tod, slots=len(observed),
                     excluded=int((~keep).sum()),
-                    dispersion=_dispersion(x, rate * weight * share, w))
-    return MarketFit(observed=observed, hours=hours, recency=recency, tod=tod,
+                    dispersion=_dispersion(x, rate * weight * share, w), week=week_t)
+    return MarketFit(observed=observed, hours=hours, factor=weight, recency=recency, tod=tod,
                      rate=float((w * n).sum() / w.sum()), share=float(share), baseline=base)
 
 
@@ -171,7 +201,7 @@ def fit_series(history: EventHistory, key: Key, market: MarketFit, *, family_siz
                soft: bool) -> Baseline:
     """Fit one series against the market's observed slots, time of day and share."""
     n, x = _sums(history, key, market.observed, soft=soft)
-    weight = market.tod[market.hours]
+    weight = market.factor
     prior_rate = market.rate / max(1, family_size)
     keep = np.ones(len(n), dtype=bool)
     for _ in range(2):
@@ -183,11 +213,13 @@ def fit_series(history: EventHistory, key: Key, market: MarketFit, *, family_siz
         keep = ~_outliers(x, rate * weight * share)
     return Baseline(rate=float(rate), share=float(share), tod=market.tod, slots=len(n),
                     excluded=int((~keep).sum()),
-                    dispersion=_dispersion(x, rate * weight * share, market.recency * keep))
+                    dispersion=_dispersion(x, rate * weight * share, market.recency * keep),
+                    week=market.baseline.week)
 
 
 def expected_per_minute(base: Baseline, *, ts: float, slot_s: float) -> float:
     """Expected negatives per minute at event time ``ts`` (for people and dashboards)."""
     hour = int((ts % 86_400) // 3_600)
-    return float(base.rate * base.tod[hour] * base.share * 60.0 / slot_s)
+    week = base.week[int(_weekend(np.array([ts]))[0])]
+    return float(base.rate * base.tod[hour] * week * base.share * 60.0 / slot_s)
 

@@ -120,3 +120,30 @@ def test_dispersion_counts_clusters(copies: int, low: float, high: float) -> Non
     assert market is not None
     base = fit_series(h, BUSY, market, family_size=1, soft=True)
     assert low <= base.dispersion <= high, base.dispersion
+
+
+def test_weekends_get_their_own_level_once_the_history_holds_one() -> None:
+    """60 records an hour on weekdays, 20 at weekends (T0 is a Monday)."""
+    h = history()
+    rng = np.random.default_rng(4)
+
+    def fit(end_day: int) -> tuple[object, float, float]:
+        market = fit_market(h, MARKET, end_slot=h.baseline_end_slot(), soft=True)
+        assert market is not None
+        base = fit_series(h, BUSY, market, family_size=1, soft=True)
+        per_hour = [base.expected(np.arange(b, b + 240), bucket_s=15, slot_s=900).sum() / 0.2
+                    for b in (int((T0 + d * 86400 + 12 * 3600) / 15) for d in (end_day, 5))]
+        return base, per_hour[0], per_hour[1]
+
+    for day in range(10):
+        n = 20 if day in (5, 6) else 60
+        for hour in range(24):
+            for ts in np.sort(rng.uniform(0, 3600, n)):
+                add(h, T0 + day * 86400 + hour * 3600 + ts, BUSY, 0.2)
+        if day == 3:  # Monday to Thursday: no weekend seen, no weekend factor
+            base, _, saturday = fit(4)
+            assert base.week[1] == 1.0
+            assert saturday == pytest.approx(60, rel=0.15)
+    base, monday, saturday = fit(10)  # the next Thursday, after a weekend
+    assert monday == pytest.approx(60, rel=0.15)
+    assert saturday == pytest.approx(20, rel=0.25)
