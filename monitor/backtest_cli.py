@@ -25,6 +25,7 @@ examples:
   sentimon backtest scored.jsonl --truth bursts.json  # your own history, your own truth
   sentimon backtest texts.csv                         # texts with a ts column, scored here first
   sentimon backtest --detector zscore --for 10m --inject Earnings --multiple 4   # the old statistic
+  sentimon backtest --shuffle                         # the same records with no real events: the budget
 
 A stream file is JSONL of scored records (the sentimon.scored format), or CSV/JSONL of
 texts with `text` and `ts` columns (scored with the released model; `tickers` optional).
@@ -72,6 +73,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--grace", metavar="DUR",
                    help="an alert up to DUR after a burst's end still counts as caught "
                    "(default: the burst's length)")
+    p.add_argument("--shuffle", action="store_true",
+                   help="replay the stream's null twin: record contents permuted among records "
+                   "at the same hour of day on other days (same mix and daily rhythm, no real "
+                   "events), to check that the false-alert budget holds on your own history")
     p.add_argument("--no-oracle", action="store_true", help="skip the oracle (faster)")
     p.add_argument("--png", type=Path, metavar="FILE",
                    help="plot the first injected topic's evidence, bursts and alerts")
@@ -268,6 +273,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not clean:
         print("sentimon backtest: the stream is empty", file=sys.stderr)
         return 2
+    if args.shuffle:
+        clean = scenario.null_twin(clean, seed=args.seed)
+        source += ", shuffled (null twin)"
     known = {r.topic for r in clean}
     unknown = [t for t in topics if t not in known]
     if unknown:

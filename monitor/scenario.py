@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +118,25 @@ def fold(pool: pd.DataFrame, *, rate_per_min: float, temperature: float = 1.0,
     tickers = [tuple(t for t in s.split(";") if t) for s in frame.tickers]
     return _records(frame, ts[order], [f"sn-{i}" for i in frame.tweet_id], "comment",
                     tickers, temperature)
+
+
+def null_twin(records: Sequence[ScoredRecord], *, seed: int = 7) -> list[ScoredRecord]:
+    """``records`` with their contents permuted among records at the same hour of day.
+
+    Every record keeps its time and id; everything else (topic, sentiment, tickers, ...) comes
+    from a random record of the same hour of day (any day). The twin has the stream's topic mix and
+    daily rhythm but no real events, clusters or drifts between days: what the detector's
+    false-alert budget assumes. Alerts on the real stream beyond the twin's are real events.
+    """
+    rng = np.random.default_rng(seed)
+    by_hour: dict[int, list[int]] = {}
+    for i, r in enumerate(records):
+        by_hour.setdefault(int(r.ts % DAY // 3600), []).append(i)
+    out = list(records)
+    for idx in by_hour.values():
+        for i, j in zip(idx, rng.permutation(idx).tolist(), strict=True):
+            out[i] = replace(records[j], id=records[i].id, ts=records[i].ts)
+    return out
 
 
 def topic_profile(records: Sequence[ScoredRecord], topic: str) -> tuple[np.ndarray, float]:

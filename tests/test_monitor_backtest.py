@@ -73,6 +73,21 @@ def test_fold_keeps_time_of_day_and_reaches_the_rate(small: list) -> None:
     assert (hours >= 13).sum() > 2 * (hours < 8).sum()
 
 
+def test_null_twin_keeps_times_and_the_hourly_mix_but_moves_contents(small: list) -> None:
+    from collections import Counter
+
+    twin = scenario.null_twin(small, seed=3)
+    assert [(r.id, r.ts) for r in twin] == [(r.id, r.ts) for r in small]
+
+    def mix(records: list) -> Counter:
+        return Counter((int(r.ts % 86400 // 3600), r.topic, r.p_negative) for r in records)
+
+    assert mix(twin) == mix(small)
+    moved = sum(a.topic != b.topic or a.p_negative != b.p_negative for a, b in zip(twin, small, strict=True))
+    assert moved > len(small) // 3
+    assert scenario.null_twin(small, seed=3) == twin  # seeded
+
+
 def test_inject_sizes_bursts_by_the_topic_share(small: list) -> None:
     bursts_pool = scenario.load_pool("bearish")
     topic = "Stock Movement"
