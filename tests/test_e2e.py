@@ -122,6 +122,16 @@ def test_baseline_quiet_burst_alerts_restart_keeps_figures(e2e_settings: Setting
         print(f"alert {time.monotonic() - burst_end:.1f}s after the burst ended: {note['text']}")
         assert note["labels"]["topic"] == BURST_TOPIC
         assert t0 < burst_start
+        # Self-contained: the notification quotes the burst's own texts (as the scorer wrote
+        # them, cut to 280 characters), fetched by notify from the monitor's /exemplars.
+        quoted = note["exemplars"]
+        assert 3 <= len(quoted) <= 5, note
+        stripped = [str(item.value["text"]).strip() for item in burst]
+        burst_texts = {t if len(t) <= 280 else t[:279].rstrip() + "\u2026" for t in stripped}
+        for q in quoted:
+            assert q["source"] == "sentimon-inject" and q["text"] in burst_texts, q
+        assert [q["p_negative"] for q in quoted] == sorted(
+            (q["p_negative"] for q in quoted), reverse=True)
 
         # 3) the monitor is killed and restarted: it rebuilds the same figures from the topic.
         scored = scrape(pipeline.health_url("scorer") + "/metrics")
