@@ -126,3 +126,18 @@ def test_plan_runs_keeps_one_long_text_from_padding_the_rest() -> None:
     # A large fixed cost per run (a GPU) keeps everything in one run.
     assert [len(r) for r in plan_runs(lengths, max_run=64, run_overhead=10_000)] == [41]
     assert plan_runs([], max_run=64, run_overhead=16) == []
+
+
+def test_a_batch_is_due_max_wait_after_its_oldest_item_arrived() -> None:
+    clock = Clock()
+    b = make(max_items=10, max_wait_s=0.05, clock=clock)
+    b.add(1, 1, age_s=0.0)
+    assert not b.due() and b.time_left() == pytest.approx(0.05)
+    b.add(2, 1, age_s=0.03)  # came in while the scorer was busy: waited 30 ms already
+    assert b.time_left() == pytest.approx(0.02)
+    b.add(3, 1, age_s=3600)  # an old record (a backlog): due now, not before now
+    assert b.due() and b.time_left() == 0
+    batch = b.flush()
+    assert batch is not None and batch.opened_at == pytest.approx(clock.now - 0.05)
+    b.add(4, 1, age_s=-5)  # a producer clock ahead of ours counts as just arrived
+    assert b.time_left() == pytest.approx(0.05)
