@@ -10,6 +10,9 @@ temporary SENTIMON_HOME, torn down at the end), then
   (b) steady load: the scorer runs while ``--paced-fraction`` (50 %) of rate (a) is produced,
       paced, for ``--paced-s`` seconds; latency ts -> scored_at is the real service latency;
   (c) scale-out: the backlog of (a) with 2 scorer processes in one consumer group;
+  with ``--legacy``, (a) and (b) run a second time with the scorer configured as before
+  2026-12-02 (``scorer.length_buckets=false``, ``scorer.cache_entries=0``), (b) at the same
+  offered rate, for same-run ratios;
   and the model-level throughput of the same configuration (same variant, the scorer's
   micro-batches of ``scorer.max_batch`` texts, length-sorted within a batch), measured in
   the same run, for the ratio end-to-end / model-level. Scorer peak RSS (psutil, sampled, and
@@ -23,6 +26,7 @@ stages: scoring, window (monitor spike gauge), scrape, rule ``for:``, Alertmanag
 examples:
   python -m benchmarks.e2e_bench --json-out runs/bench/e2e.json
   python -m benchmarks.e2e_bench --n 20000 --processes 1,2 --paced-s 30
+  python -m benchmarks.e2e_bench --n 4000 --processes 1 --paced-s 20 --legacy   # ours vs before
   python -m benchmarks.e2e_bench --alert --json-out runs/bench/alert.json
   python -m benchmarks.e2e_bench --n 300 --paced-s 3 --processes 1 --model-repeats 1   # smoke
   python -m benchmarks.e2e_bench --device cuda                 # fp16 on the GPU
@@ -74,6 +78,8 @@ from sentimon.config import (
 
 TARGET_RATIO = 0.9
 TARGET_RSS_MB = 600.0
+TARGET_PACED_P99_S = 0.3
+AT_MOST = ("peak_rss_mb", "paced_p99_s")
 SAMPLE_S = 0.2
 
 
@@ -89,6 +95,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--variant", choices=["auto", "fp32", "int8", "fp16"], default="auto")
     p.add_argument("--model-dir", type=Path, help="model directory (default the packaged release)")
     p.add_argument("--max-batch", type=int, help="scorer.max_batch (default from the configuration)")
+    p.add_argument("--legacy", action="store_true",
+                   help="also run (a) and (b) with fixed runs and no cache (the scorer before 2026-12-02)")
     p.add_argument("--alert", action="store_true", help="measure alert latency instead of throughput")
     p.add_argument("--burst-topic", default="Earnings", help="--alert: topic of the negative burst")
     p.add_argument("--burst-after", type=float, default=100.0, help="--alert: seconds of stream before it")
@@ -345,16 +353,26 @@ class Run:
     broker_cpu_s: float
     mean_batch: float | None
     mean_inference_ms: float | None
+    cache_hits: float
     exit_codes: list[int]
 
 
+LEGACY = {"length_buckets": False, "cache_entries": 0}
+"""Scorer settings that reproduce its model path before 2026-12-02 (tokenised once all the same)."""
+
+
 def scorer_run(settings: Settings, texts: list[Text], *, label: str, processes: int,
-               broker_pid: int | None, rate: float | None = None) -> Run:
-    """Pre-load (``rate`` None) or pace ``texts`` into fresh topics; score them; read the output."""
+               broker_pid: int | None, rate: float | None = None,
+               scorer: dict[str, Any] | None = None) -> Run:
+    """Pre-load (``rate`` None) or pace ``texts`` into fresh topics; score them; read the output.
+
+    ``scorer`` overrides scorer settings for this run (``LEGACY``).
+    """
     topics = fresh_topics(settings, label)
     s = settings.model_copy(update={
         "topics": topics,
-        "scorer": settings.scorer.model_copy(update={"group_id": f"bench-{topics.scored}"}),
+        "scorer": settings.scorer.model_copy(update={"group_id": f"bench-{topics.scored}",
+                                                     **(scorer or {})}),
     })
     log_dir = settings.home / "logs"
     n = len(texts)
@@ -400,6 +418,8 @@ def scorer_run(settings: Settings, texts: list[Text], *, label: str, processes: 
         mean_batch=metric_mean(merged, "sentimon_scorer_batch_size"),
         mean_inference_ms=(lambda v: v * 1000 if v is not None else None)(
             metric_mean(merged, "sentimon_scorer_inference_seconds")),
+        cache_hits=sum(v for (name, labels), v in merged.items()
+                       if name == "sentimon_scorer_cache_requests_total" and ("result", "hit") in labels),
         exit_codes=codes,
     )
 
@@ -428,6 +448,7 @@ def summarize(run: Run) -> dict[str, Any]:
         "peak_rss_mb": run.peak_rss_mb, "maxrss_mb": run.maxrss_mb,
         "scorer_cpu_s": run.scorer_cpu_s, "broker_cpu_s": run.broker_cpu_s,
         "steady_s": span, "mean_batch": run.mean_batch, "mean_inference_ms": run.mean_inference_ms,
+        "cache_hits": run.cache_hits,
         "exit_codes": run.exit_codes,
     }
     if run.records:
@@ -437,50 +458,64 @@ def summarize(run: Run) -> dict[str, Any]:
     return out
 
 
-def _model_level_child(model_kw: dict[str, Any], size: int, model_batch: int | None, texts: list[str],
+def _model_level_child(model_kw: dict[str, Any], size: int, model_batch: int, plan: str, texts: list[str],
                        repeats: int) -> dict[str, Any]:
-    from sentimon.ingest.scorer import model_run_size
-    from sentimon.model.inference import SentimentModel
+    from sentimon.ingest.batching import plan_runs
+    from sentimon.ingest.scorer import RUN_OVERHEAD_TOKENS, model_run_size
+    from sentimon.model.inference import SentimentModel, fixed_runs
+    from sentimon.model.text import normalize
 
     model = SentimentModel.load(**model_kw)
     chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
 
-    def run_size(n: int) -> int:  # model_batch None: one padded run per micro-batch
-        return n if model_batch is None else model_run_size(n, configured=model_batch, provider=model.provider)
+    def score(c: list[str]) -> None:  # what the scorer does with one micro-batch, no cache
+        ids = model.encode([normalize(t) for t in c], normalized=True)
+        lengths = [len(x) for x in ids]
+        cap = model_run_size(len(c), configured=model_batch, provider=model.provider)
+        if plan == "one_run":
+            runs = fixed_runs(lengths, len(c), True)
+        elif plan == "fixed" or model.provider == "CUDAExecutionProvider":
+            runs = fixed_runs(lengths, cap, True)
+        else:
+            runs = plan_runs(lengths, max_run=cap, run_overhead=RUN_OVERHEAD_TOKENS)
+        model.predict_ids(ids, runs)
 
-    model.predict(chunks[0], batch_size=run_size(len(chunks[0])))  # warm-up
+    score(chunks[0])  # warm-up
 
     def go() -> None:
-        for c in chunks:  # what Scorer._predict does with one micro-batch
-            model.predict(c, batch_size=run_size(len(c)))
+        for c in chunks:
+            score(c)
 
     cpu0 = time.process_time()  # every thread of this process, ONNX Runtime's included
     secs = timed(go, repeats=repeats)
     cpu_ms = (time.process_time() - cpu0) * 1000 / (repeats * len(texts))
     tok = timed(lambda: model.token_counts(texts), repeats=repeats)
     return {"seq_per_s": len(texts) / median(secs), "seconds": secs, "n": len(texts), "cpu_ms_per_seq": cpu_ms,
-            "batch": size, "inner_batch": run_size(size), "variant": model.variant, "provider": model.provider,
+            "batch": size, "inner_batch": model_run_size(size, configured=model_batch, provider=model.provider),
+            "plan": plan, "variant": model.variant, "provider": model.provider,
             "model": f"{model.name}@{model.version}", "tokenizer_s": median(tok),
             "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def model_level(settings: Settings, texts: list[str], *, repeats: int, one_run: bool = False
-                ) -> dict[str, Any]:
-    """Throughput of the scorer's model configuration without Kafka: its micro-batches.
+def model_level(settings: Settings, texts: list[str], *, repeats: int, plan: str = "") -> dict[str, Any]:
+    """Throughput of the scorer's model path without Kafka or cache: its micro-batches.
 
-    Runs in a fresh process, so that its peak RSS compares with the scorer's. By default each
-    micro-batch is split into length-sorted runs as the scorer does (``scorer.model_batch``);
-    ``one_run`` gives each micro-batch to the model as one run padded to its longest text.
+    Runs in a fresh process, so that its peak RSS compares with the scorer's. ``plan`` is
+    how a micro-batch becomes model runs: ``buckets`` (``plan_runs``, the scorer's default),
+    ``fixed`` (length-sorted runs of ``scorer.model_batch``, ``length_buckets=false``) or
+    ``one_run`` (one run padded to its longest text, the scorer before 2026-11-25); empty:
+    as the settings say.
     """
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     m = settings.model
+    plan = plan or ("buckets" if settings.scorer.length_buckets else "fixed")
     model_kw = {"model_dir": m.dir, "device": m.device, "variant": m.variant, "max_length": m.max_length,
                 "threads": m.threads, "thread_spinning": m.thread_spinning}
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
         return pool.submit(_model_level_child, model_kw, settings.scorer.max_batch,
-                           None if one_run else settings.scorer.model_batch, texts, repeats).result()
+                           settings.scorer.model_batch, plan, texts, repeats).result()
 
 
 # -- throughput mode -------------------------------------------------------------------------------
@@ -525,27 +560,33 @@ def throughput(args: argparse.Namespace, settings: Settings, info: dict[str, Any
         print(f"model level, scorer configuration (batches of {settings.scorer.max_batch}) ...", flush=True)
         sample = [t.text for t in texts[: args.model_n]]
         model = model_level(settings, sample, repeats=args.model_repeats)
-        print(f"  {model['seq_per_s']:.1f} seq/s ({model['variant']}, {model['provider']}, sorted runs of "
-              f"{model['inner_batch']}), peak RSS {model['maxrss_mb']:.0f} MB", flush=True)
-        alt = model_level(settings, sample, repeats=args.model_repeats, one_run=True)
-        print(f"  alternative, one padded run per micro-batch: {alt['seq_per_s']:.1f} seq/s, "
-              f"peak RSS {alt['maxrss_mb']:.0f} MB", flush=True)
+        print(f"  {model['seq_per_s']:.1f} seq/s ({model['variant']}, {model['provider']}, {model['plan']} runs "
+              f"of at most {model['inner_batch']}), peak RSS {model['maxrss_mb']:.0f} MB", flush=True)
+        alt = model_level(settings, sample, repeats=args.model_repeats, plan="fixed")
+        print(f"  before 2026-12-02, length-sorted runs of exactly {alt['inner_batch']}: "
+              f"{alt['seq_per_s']:.1f} seq/s, peak RSS {alt['maxrss_mb']:.0f} MB", flush=True)
         model["alternative"] = alt
         runs = []
+        variants: list[tuple[str, dict[str, Any] | None]] = [("", None)]
+        if args.legacy:
+            variants.append(("-legacy", LEGACY))
         for count in args.processes:
-            print(f"(a/c) backlog of {len(texts)}, {count} scorer process(es) ...", flush=True)
-            runs.append(summarize(scorer_run(settings, texts, label=f"backlog-{count}p", processes=count,
-                                             broker_pid=broker_pid)))
-            print(f"  {runs[-1]['msg_per_s']:.1f} msg/s", flush=True)
+            for suffix, update in variants if count == 1 else variants[:1]:
+                label = f"backlog-{count}p{suffix}"
+                print(f"(a/c) backlog of {len(texts)}, {count} scorer process(es) {suffix} ...", flush=True)
+                runs.append(summarize(scorer_run(settings, texts, label=label, processes=count,
+                                                 broker_pid=broker_pid, scorer=update)))
+                print(f"  {runs[-1]['msg_per_s']:.1f} msg/s", flush=True)
         full = runs[0]
         rate = full["msg_per_s"] * args.paced_fraction
         n_paced = max(1, int(rate * args.paced_s))
-        print(f"(b) steady load at {args.paced_fraction:.0%} of {full['msg_per_s']:.0f} msg/s for "
-              f"{args.paced_s:.0f}s ...", flush=True)
-        paced = summarize(scorer_run(settings, texts[:n_paced], label="paced-1p", processes=1,
-                                     broker_pid=broker_pid, rate=rate))
-        paced["offered_per_s"] = rate
-        runs.append(paced)
+        for suffix, update in variants:
+            print(f"(b) steady load at {args.paced_fraction:.0%} of {full['msg_per_s']:.0f} msg/s for "
+                  f"{args.paced_s:.0f}s {suffix} ...", flush=True)
+            paced = summarize(scorer_run(settings, texts[:n_paced], label=f"paced-1p{suffix}", processes=1,
+                                         broker_pid=broker_pid, rate=rate, scorer=update))
+            paced["offered_per_s"] = rate
+            runs.append(paced)
     finally:
         stack.down()
     return report_throughput(args, info, model, runs, settings)
@@ -560,25 +601,37 @@ def report_throughput(args: argparse.Namespace, info: dict[str, Any], model: dic
         rows.append({
             "run": r["label"], "proc": r["processes"], "scored": r["scored"], "dlq": r["dead_letters"],
             "msg_s": r["msg_per_s"],
-            # Only the 1-process backlog runs the model configuration that model level measures.
-            "x_model": r["msg_per_s"] / model["seq_per_s"] if r is runs[0] else None,
+            # Only 1-process backlogs run a model configuration that model level measures.
+            "x_model": (r["msg_per_s"] / model["seq_per_s"] if r is runs[0] else
+                        r["msg_per_s"] / model["alternative"]["seq_per_s"]
+                        if r["label"] == "backlog-1p-legacy" else None),
             "p50": lat["p50"], "p95": lat["p95"], "p99": lat["p99"],
             "rss": r["peak_rss_mb"], "cpu_scorer": r["scorer_cpu_s"],
+            "cpu_ms": r["scorer_cpu_s"] * 1000 / r["sent"] if r["sent"] else None,
             "cpu_broker": r["broker_cpu_s"], "batch": r["mean_batch"],
+            "hits": r["cache_hits"] / r["sent"] if r["sent"] else None,
         })
     print()
     print(f"model level (same configuration, no Kafka): {model['seq_per_s']:.1f} seq/s "
-          f"({model['variant']} on {model['provider']}, micro-batches of {model['batch']} in length-sorted "
-          f"runs of {model['inner_batch']}), peak RSS {model['maxrss_mb']:.0f} MB")
+          f"({model['variant']} on {model['provider']}, micro-batches of {model['batch']} in {model['plan']} "
+          f"runs of at most {model['inner_batch']}, no cache), peak RSS {model['maxrss_mb']:.0f} MB")
     alt = model.get("alternative")
     if alt:
-        print(f"  alternative: one padded model run per micro-batch: "
+        print(f"  before 2026-12-02 ({alt['plan']} runs of {alt['inner_batch']}, the legacy rows' model level): "
               f"{alt['seq_per_s']:.1f} seq/s ({alt['seq_per_s'] / model['seq_per_s']:.2f}x), "
               f"peak RSS {alt['maxrss_mb']:.0f} MB")
     print(table(rows, [("run", "run"), ("proc", "procs"), ("scored", "scored"), ("dlq", "dlq"),
                        ("msg_s", "msg/s"), ("x_model", "/ model"), ("p50", "p50 s"), ("p95", "p95 s"),
                        ("p99", "p99 s"), ("rss", "peak RSS MB"), ("cpu_scorer", "scorer CPU s"),
-                       ("cpu_broker", "broker CPU s"), ("batch", "mean batch")]))
+                       ("cpu_ms", "CPU ms/msg"), ("cpu_broker", "broker CPU s"), ("batch", "mean batch"),
+                       ("hits", "cache hits")]))
+    by = {r["label"]: r for r in runs}
+    for kind in ("backlog-1p", "paced-1p"):
+        ours, old = by.get(kind), by.get(kind + "-legacy")
+        if ours and old:
+            print(f"{kind}: ours / legacy msg/s {ours['msg_per_s'] / old['msg_per_s']:.2f}x, CPU per message "
+                  f"{ours['scorer_cpu_s'] / old['scorer_cpu_s']:.2f}x, p99 {ours['latency_s']['p99']:.3f}s vs "
+                  f"{old['latency_s']['p99']:.3f}s")
     if "latency_since_ready_s" in full:
         q = full["latency_since_ready_s"]
         print(f"(a) backlog latency counted from when the scorer was ready: p50 {q['p50']:.2f}s, "
@@ -590,6 +643,13 @@ def report_throughput(args: argparse.Namespace, info: dict[str, Any], model: dic
         "e2e_over_model": {"value": ratio, "target": TARGET_RATIO, "met": ratio >= TARGET_RATIO},
         "peak_rss_mb": {"value": rss, "target": TARGET_RSS_MB, "met": rss <= TARGET_RSS_MB},
     }
+    paced = by.get("paced-1p")
+    if paced:
+        p99 = paced["latency_s"]["p99"]
+        targets["paced_p99_s"] = {"value": p99, "target": TARGET_PACED_P99_S, "met": p99 <= TARGET_PACED_P99_S}
+    if "backlog-1p-legacy" in by:
+        x = full["msg_per_s"] / by["backlog-1p-legacy"]["msg_per_s"]
+        targets["backlog_over_legacy"] = {"value": x, "target": 1.0, "met": x >= 1.0}
     print(f"CPU per message: scorer process {full['scorer_cpu_s'] * 1000 / full['sent']:.2f} ms (start-up "
           f"included), model level {model['cpu_ms_per_seq']:.2f} ms, broker "
           f"{full['broker_cpu_s'] * 1000 / full['sent']:.2f} ms")
@@ -599,15 +659,15 @@ def report_throughput(args: argparse.Namespace, info: dict[str, Any], model: dic
           f"{full['broker_cpu_s'] / cpu_total:.0%} of the two)" if cpu_total else "")
     print(f"tokenizer only, {model['n']} texts: {model['tokenizer_s']:.2f}s "
           f"({model['tokenizer_s'] * model['seq_per_s'] / model['n']:.0%} of model-level time; the scorer "
-          "also tokenizes each record once more to shape batches)")
-    if len([r for r in runs if r["label"].startswith("backlog")]) > 1:
+          "tokenizes each record once, on arrival)")
+    if any(r["processes"] > 1 for r in runs):
         one = runs[0]["msg_per_s"]
         for r in runs[1:]:
-            if r["label"].startswith("backlog"):
+            if r["label"].startswith("backlog") and r["processes"] > 1:
                 print(f"scale-out: {r['processes']} processes {r['msg_per_s']:.1f} msg/s = "
                       f"{r['msg_per_s'] / one:.2f}x one process")
     for name, t in targets.items():
-        print(f"target {name}: {t['value']:.3g} (target {'>=' if name == 'e2e_over_model' else '<='} "
+        print(f"target {name}: {t['value']:.3g} (target {'<=' if name in AT_MOST else '>='} "
               f"{t['target']:g}) {'MET' if t['met'] else 'NOT MET'}")
     return {"benchmark": "e2e", "machine": info, "model_level": model, "runs": runs, "targets": targets,
             "scorer": settings.scorer.model_dump(), "model_settings": settings.model.model_dump(mode="json")}
