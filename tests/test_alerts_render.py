@@ -134,8 +134,9 @@ def test_scaled_down_spike_for_is_what_prometheus_evaluates(tmp_path: Path) -> N
     (tmp_path / "rules.yml").write_text(render_rules(settings))
     assert promtool("check", "rules", tmp_path / "rules.yml").returncode == 0
     summary = (
-        "Negative sentiment spike on topic Macro: negative share 50% vs baseline 10% "
-        "over 80 records in the short window (z=6.0)."
+        "Negative sentiment surge on topic Macro: n/a negative records in the short window "
+        "where n/a were expected at this time of day (negative share 50% vs 10% usually, "
+        "over 80 records)."
     )
     description = rules_by_name(render_rules(settings))["NegativeSentimentSpike"]
     description = description["annotations"]["description"].replace("{{ $labels.topic }}", "Macro")
@@ -192,8 +193,9 @@ def test_dashboard_link_of_a_topic_with_a_space_is_url_encoded(tmp_path: Path) -
     (tmp_path / "rules.yml").write_text(rules)
     annotations = rules_by_name(rules)["NegativeSentimentSpike"]["annotations"]
     description = annotations["description"].replace("{{ $labels.topic }}", "Stock Movement")
-    summary = ("Negative sentiment spike on topic Stock Movement: negative share n/a vs baseline "
-               "n/a over n/a records in the short window (z=n/a).")
+    summary = ("Negative sentiment surge on topic Stock Movement: n/a negative records in the "
+               "short window where n/a were expected at this time of day (negative share n/a "
+               "vs n/a usually, over n/a records).")
     (tmp_path / "test.yml").write_text(textwrap.dedent(f"""\
         rule_files: [rules.yml]
         evaluation_interval: 10s
