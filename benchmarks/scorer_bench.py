@@ -12,6 +12,9 @@ Two parts, each a same-run comparison on real texts:
    sends them: share of records whose normalised text was seen before, for several cache
    bounds; memory of a full cache (the scorer's estimate against ``tracemalloc``); and the
    model time of a time-ordered slice scored with and without the cache.
+3. outside the model: microseconds per message of the scorer's other steps on the same
+   texts (input JSON decode and checks, normalisation, the scored document, its JSON), the
+   upper limit of what a faster JSON library could save.
 
 examples:
   python -m benchmarks.scorer_bench --json-out benchmarks/results/scorer.json
@@ -199,6 +202,34 @@ def cache_timing(model: Any, keys: list[str], n: int, repeats: int) -> dict[str,
             "cpu_saved": 1 - cc / wc, "seconds_wall_cpu": secs}
 
 
+def outside_model(texts: list[Any]) -> dict[str, float]:
+    """Microseconds per message of the scorer's steps around the model (best of 3)."""
+    import json
+
+    from sentimon.ingest.message import InputMessage, RawRecord, decode
+    from sentimon.ingest.output import encode, scored_value
+    from sentimon.model.inference import Prediction
+    from sentimon.model.text import normalize
+
+    now = int(time.time() * 1000)
+    values = [json.dumps({"id": f"b:{i}", "ts": "2024-01-02T03:04:05Z", "kind": t.kind, "source": t.source,
+                          "text": t.text, "tickers": list(t.tickers)}).encode() for i, t in enumerate(texts)]
+    raws = [RawRecord("sentimon.comments", 0, i, now, None, v) for i, v in enumerate(values)]
+    msgs = [m for m in (decode(r, default_kind="comment", max_bytes=10**6) for r in raws)
+            if isinstance(m, InputMessage)]
+    pred = Prediction("Earnings", 0.8, "positive", {"negative": 0.1, "neutral": 0.1, "positive": 0.8}, 0.7)
+    docs = [scored_value(m, pred, model="m@v", scored_at_ms=now) for m in msgs]
+    steps = {
+        "json.loads of the input": lambda: [json.loads(v) for v in values],
+        "decode() (JSON and every check)": lambda: [decode(r, default_kind="comment", max_bytes=10**6)
+                                                    for r in raws],
+        "normalize() (the cache key)": lambda: [normalize(m.text) for m in msgs],
+        "scored_value()": lambda: [scored_value(m, pred, model="m@v", scored_at_ms=now) for m in msgs],
+        "encode() (output JSON)": lambda: [encode(d) for d in docs],
+    }
+    return {name: min(_timed(fn)[0] for _ in range(3)) * 1e6 / len(values) for name, fn in steps.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     info = machine_info()
@@ -215,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         print(table(plans, [("size", "micro-batch"), ("path", "path"), ("seq_per_s", "seq/s"),
                             ("x_old", "x old"), ("cpu_ms_per_seq", "CPU ms/seq")]))
     doc: dict[str, Any] = {"benchmark": "scorer", "machine": info, "run_plans": plans}
+    steps = outside_model(load_texts(data, 2000))
+    print("\noutside the model, us per message: " + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()))
+    doc["outside_model_us"] = steps
     if args.cache:
         keys = stocknet_keys(data)
         rates = hit_rates(keys, args.cache_sizes)

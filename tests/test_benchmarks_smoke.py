@@ -97,3 +97,29 @@ def test_base_compare_prints_its_figures(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", *args[:4], "3", *args[5:]], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "another configuration" in proc.stderr
+
+
+def test_scorer_bench_prints_its_figures(tmp_path: Path) -> None:
+    out_json = tmp_path / "scorer.json"
+    out = _run(["benchmarks.scorer_bench", "--n", "48", "--sizes", "16", "--repeats", "1",
+                "--cache-n", "64", "--cache-sizes", "100,0", "--json-out", str(out_json)], timeout_s=240)
+    assert "buckets/16" in out and "hit rate" in out and "outside the model" in out
+    doc = json.loads(out_json.read_text())
+    assert {r["path"] for r in doc["run_plans"]} == {"old", "fixed", "buckets/16"}
+    assert all(r["seq_per_s"] > 0 for r in doc["run_plans"])
+    assert 0 < doc["cache_hit_rates"][0]["hit_rate"] <= doc["cache_hit_rates"][1]["hit_rate"] < 1
+    assert doc["cache_memory"]["estimate_bytes"] > 0
+
+
+def test_bound_bench_prints_its_figures(tmp_path: Path) -> None:
+    out_json = tmp_path / "bound.json"
+    out = _run(["benchmarks.bound_bench", "--n", "32", "--repeats", "1", "--agreement-n", "32",
+                "--json-out", str(out_json)], timeout_s=300)
+    assert "of the bound" in out and "GMAC/s" in out
+    doc = json.loads(out_json.read_text())
+    assert doc["macs_per_token"]["int8"] > doc["macs_per_token"]["fp32"] > 0
+    assert doc["macs_per_token"]["layers"] == 6 and doc["bound_texts_per_s"] > 0
+    shipped = doc["variants"][0]
+    assert shipped["x_shipped"] == pytest.approx(1) and shipped["agree_topic"] == 1
+    assert shipped["of_bound"] > 0
+    assert len(doc["agreement_by_run_plan"]) == 3
