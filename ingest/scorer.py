@@ -86,12 +86,14 @@ class EncodingModel(ModelLike, Protocol):
 
 
 CPU_MODEL_RUN = 64
-RUN_OVERHEAD_TOKENS = 16
+RUN_OVERHEAD_TOKENS = 32
 """Fixed cost of one CPU model run, in tokens of padded input (``plan_runs``).
 
 Measured on 2 cores with the int8 release: a run takes about 1.2 ms plus 0.15-0.2 ms per
-padded token (1 x 16 tokens 3.9 ms, 16 x 16 35 ms, 64 x 32 372 ms), so a run costs what
-7-8 tokens of padding do; 16 leaves room for the thread wake-ups of a busy host.
+padded token (1 x 16 tokens 3.9 ms, 16 x 16 35 ms, 64 x 32 372 ms), but a run of a few rows
+costs more per token than one of 16 (it parallelises badly over two threads). Of 16, 32, 64
+and 128, 32 was fastest on micro-batches of 6 and of 60 (``benchmarks.scorer_bench --sizes 6,60
+--overheads 16,32,64,128``: 7-8 % more texts/s than 16, 2026-12-02, docs/benchmarks.md).
 """
 
 
