@@ -95,6 +95,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--variant", choices=["auto", "fp32", "int8", "fp16"], default="auto")
     p.add_argument("--model-dir", type=Path, help="model directory (default the packaged release)")
     p.add_argument("--max-batch", type=int, help="scorer.max_batch (default from the configuration)")
+    p.add_argument("--max-wait-ms", type=int, help="scorer.max_wait_ms (default from the configuration)")
+    p.add_argument("--threads", type=int, help="model.threads (default from the configuration)")
+    p.add_argument("--paced-rate", type=float,
+                   help="only (b), at this many msg/s: no backlog runs, no model level (latency studies)")
     p.add_argument("--legacy", action="store_true",
                    help="also run (a) and (b) with fixed runs and no cache (the scorer before 2026-12-02)")
     p.add_argument("--alert", action="store_true", help="measure alert latency instead of throughput")
@@ -178,6 +182,10 @@ def produce(settings: Settings, topics: TopicSettings, texts: list[Text], tag: s
     from sentimon.kafka import make_producer
 
     producer = make_producer(settings.kafka, client_suffix="bench", linger_ms=10 if rate is None else 0)
+    for topic in (topics.news, topics.comments):
+        # The first send would block on the topic's metadata after its record was stamped,
+        # which would count this producer's start against the scorer's latency.
+        producer.partitions_for(topic)
     started = time.monotonic()
     futures = []
     for i, t in enumerate(texts):
@@ -424,6 +432,18 @@ def scorer_run(settings: Settings, texts: list[Text], *, label: str, processes: 
     )
 
 
+def _windows(records: list[dict[str, Any]], width_s: float = 5.0) -> list[float]:
+    if not records:
+        return []
+    ts = [ms(r["ts"]) for r in records]
+    lat = [ms(r["scored_at"]) - t for r, t in zip(records, ts, strict=True)]
+    start = min(ts)
+    by: dict[int, list[float]] = {}
+    for t, x in zip(ts, lat, strict=True):
+        by.setdefault(int((t - start) // width_s), []).append(x)
+    return [round(percentiles(by[k])["p99"], 3) for k in sorted(by)]
+
+
 def summarize(run: Run) -> dict[str, Any]:
     """Throughput over the steady part and latency percentiles of one run."""
     scored = sorted(ms(r["scored_at"]) for r in run.records)
@@ -445,6 +465,14 @@ def summarize(run: Run) -> dict[str, Any]:
         "wall_s": run.wall_s,
         "msg_per_s_wall": len(run.records) / run.wall_s if run.wall_s else float("nan"),
         "latency_s": percentiles(lat),
+        # Where the tail is: each 5 s of produce time, its p99 (a stall shows as one window).
+        "latency_p99_by_5s": _windows(run.records),
+        "latency_over_300ms": sum(x > 0.3 for x in lat) / len(lat) if lat else float("nan"),
+        # Records produced from 3 s after the scorer was ready: without its start-up transient
+        # (measured: the first 2-3 s of a paced run queue up to 0.5 s; reported beside, never
+        # instead of, the figures over every record).
+        "latency_after_3s": percentiles([ms(r["scored_at"]) - ms(r["ts"]) for r in run.records
+                                         if ms(r["ts"]) >= run.t_ready + 3]),
         "peak_rss_mb": run.peak_rss_mb, "maxrss_mb": run.maxrss_mb,
         "scorer_cpu_s": run.scorer_cpu_s, "broker_cpu_s": run.broker_cpu_s,
         "steady_s": span, "mean_batch": run.mean_batch, "mean_inference_ms": run.mean_inference_ms,
@@ -528,7 +556,11 @@ def base_settings(home: Path, args: argparse.Namespace, components: list[str],
     scorer_kw: dict[str, Any] = {"metrics_port": scorer}
     if args.max_batch:
         scorer_kw["max_batch"] = args.max_batch
+    if args.max_wait_ms is not None:
+        scorer_kw["max_wait_ms"] = args.max_wait_ms
     model_kw: dict[str, Any] = {"device": args.device, "variant": args.variant}
+    if args.threads is not None:
+        model_kw["threads"] = args.threads
     if args.model_dir:
         model_kw["dir"] = args.model_dir
     return Settings(
@@ -557,6 +589,8 @@ def throughput(args: argparse.Namespace, settings: Settings, info: dict[str, Any
     rec = stack.table.get("kafka")
     broker_pid = rec.pid if rec is not None else None
     try:
+        if args.paced_rate:
+            return paced_only(args, info, settings, texts, broker_pid)
         print(f"model level, scorer configuration (batches of {settings.scorer.max_batch}) ...", flush=True)
         sample = [t.text for t in texts[: args.model_n]]
         model = model_level(settings, sample, repeats=args.model_repeats)
@@ -590,6 +624,33 @@ def throughput(args: argparse.Namespace, settings: Settings, info: dict[str, Any
     finally:
         stack.down()
     return report_throughput(args, info, model, runs, settings)
+
+
+def paced_only(args: argparse.Namespace, info: dict[str, Any], settings: Settings, texts: list[Text],
+               broker_pid: int | None) -> dict[str, Any]:
+    """``--paced-rate``: (b) alone (and its legacy twin with ``--legacy``), for latency studies."""
+    n = max(1, int(args.paced_rate * args.paced_s))
+    variants: list[tuple[str, dict[str, Any] | None]] = [("", None)]
+    if args.legacy:
+        variants.append(("-legacy", LEGACY))
+    runs = []
+    for suffix, update in variants:
+        print(f"(b) steady load at {args.paced_rate:.0f} msg/s for {args.paced_s:.0f}s {suffix} ...", flush=True)
+        run = scorer_run(settings, texts[:n], label=f"paced-1p{suffix}", processes=1,
+                         broker_pid=broker_pid, rate=args.paced_rate, scorer=update)
+        r = summarize(run)
+        r["offered_per_s"] = args.paced_rate
+        # Every record: seconds from the scorer's readiness to its production, and its latency.
+        r["latency_series"] = sorted((round(ms(x["ts"]) - run.t_ready, 3), round(ms(x["scored_at"]) - ms(x["ts"]), 3))
+                                     for x in run.records)
+        runs.append(r)
+        lat = r["latency_s"]
+        print(f"  {r['msg_per_s']:.1f} msg/s, p50 {lat['p50']:.3f}s p95 {lat['p95']:.3f}s p99 {lat['p99']:.3f}s, "
+              f"{r['latency_over_300ms']:.1%} over 0.3 s, mean batch {r['mean_batch']:.1f}, "
+              f"inference {r['mean_inference_ms']:.0f} ms, CPU {r['scorer_cpu_s'] * 1000 / r['sent']:.2f} ms/msg; "
+              f"p99 per 5 s: {r['latency_p99_by_5s']}", flush=True)
+    return {"benchmark": "e2e-paced", "machine": info, "runs": runs,
+            "scorer": settings.scorer.model_dump(), "model_settings": settings.model.model_dump(mode="json")}
 
 
 def report_throughput(args: argparse.Namespace, info: dict[str, Any], model: dict[str, Any],
@@ -626,6 +687,11 @@ def report_throughput(args: argparse.Namespace, info: dict[str, Any], model: dic
                        ("cpu_ms", "CPU ms/msg"), ("cpu_broker", "broker CPU s"), ("batch", "mean batch"),
                        ("hits", "cache hits")]))
     by = {r["label"]: r for r in runs}
+    for r in runs:
+        if r["label"].startswith("paced"):
+            a = r["latency_after_3s"]
+            print(f"{r['label']}: records produced 3 s or more after the scorer was ready: p50 {a['p50']:.3f}s, "
+                  f"p95 {a['p95']:.3f}s, p99 {a['p99']:.3f}s; p99 per 5 s of the run: {r['latency_p99_by_5s']}")
     for kind in ("backlog-1p", "paced-1p"):
         ours, old = by.get(kind), by.get(kind + "-legacy")
         if ours and old:
