@@ -23,7 +23,7 @@ CARD_MD = "MODEL_CARD.md"
 TARGETS = {"sentiment_accuracy": 0.88, "topic_accuracy": 0.90}
 #: How the by-kind figures are split and reproduced (rendered into the card).
 KIND_NOTE = (
-    "text kind from surface features only (sentimon.model.kinds.text_kind): tweet = carries a "
+    "Text kind from surface features only (sentimon.model.kinds.text_kind): tweet = carries a "
     "$cashtag, #hashtag, @mention (news attributions such as 'via @AP' excepted), RT, emoji or "
     "first-person chatter; headline = none of these (URLs ignored). News bots that prefix "
     "tickers or append hashtags count as tweets"
@@ -169,14 +169,14 @@ def _render_kinds(card: dict[str, Any], w: Any) -> None:
         return
     counts = (card["data"].get("evaluated_on") or {}).get("kinds", {})
     w("## By text kind (validation splits)\n")
-    w(f"{card.get('text_kinds', {}).get('method', KIND_NOTE)}.")
+    w(f"{card.get('text_kinds', {}).get('method', KIND_NOTE)}.\n")
     if counts:
-        w("Rows: " + "; ".join(
+        w("- rows: " + "; ".join(
             f"{split} " + ", ".join(f"{n} {k}" for k, n in c.items()) for split, c in counts.items()
-        ) + ".")
+        ))
     cmd = card.get("text_kinds", {}).get("command")
     if cmd:
-        w(f"Command: `{cmd}`")
+        w(f"- command: `{cmd}`")
     w("\n| variant | head | kind | n | accuracy | macro-F1 | negative precision | negative recall |")
     w("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for v, by_kind in variants.items():

@@ -123,7 +123,7 @@ def test_refresh_kinds_keeps_everything_else(tmp_path: Path) -> None:
     assert "## By text kind" in md
     assert "| int8 | sentiment | tweet | 2 | 50.00 | 40.00 | 25.00 | 75.00 |" in md
     assert "| int8 | topic | headline | 3 | 66.67 | 50.00 | - | - |" in md
-    assert "`sentimon evaluate X --card-kinds`" in md
+    assert "- command: `sentimon evaluate X --card-kinds`" in md
     # Figures of another model or another data cut are refused.
     with pytest.raises(ValueError, match="accuracy"):
         refresh_kinds(tmp_path, _metrics(acc=0.7))

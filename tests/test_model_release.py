@@ -28,6 +28,18 @@ def test_card_metrics_reproduced_on_int8():
     for head in ("topic", "sentiment"):
         for key in ("accuracy", "macro_f1"):
             assert m[head][key] == pytest.approx(expected[head][key], abs=TOLERANCE), (head, key)
+    # The card's by-text-kind table too (sentimon evaluate --card-kinds).
+    assert got["data"]["kinds"] == card["data"]["evaluated_on"]["kinds"]
+    for head in ("topic", "sentiment"):
+        for kind, exp in expected["by_kind"][head].items():
+            g = m["by_kind"][head][kind]
+            assert g["n"] == exp["n"], (head, kind)
+            for key in ("accuracy", "macro_f1"):
+                assert g[key] == pytest.approx(exp[key], abs=TOLERANCE), (head, kind, key)
+            if "negative" in exp:
+                for key in ("precision", "recall"):
+                    assert g["negative"][key] == pytest.approx(
+                        exp["negative"][key], abs=2 * TOLERANCE), (head, kind, key)
     # The card's calibration (fitted on dev) is what evaluate measures with the shipped
     # temperatures, and it lowers the ECE of both heads on the validation splits.
     cal = card["calibration"]["validation"]["int8"]
