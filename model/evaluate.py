@@ -58,12 +58,15 @@ def kind_reports(
 
     Only the negative class is kept per kind: ``P(negative)`` drives the alerts, and the
     full per-class tables stay in the head's overall report. Macro-F1 averages the classes
-    present in that kind.
+    present in that kind. A kind with no rows (a ``--limit`` cut) is left out rather than
+    shown as accuracy 0.
     """
     t, p, k = np.asarray(y_true), np.asarray(y_pred), np.asarray(kinds)
     out: dict[str, dict[str, Any]] = {}
     for kind in KINDS:
         mask = k == kind
+        if not mask.any():
+            continue
         rep = classification_report(t[mask], p[mask], names)
         entry: dict[str, Any] = {"n": rep["n"], "accuracy": rep["accuracy"],
                                  "macro_f1": rep["macro_f1"]}

@@ -68,6 +68,8 @@ def test_kind_reports() -> None:
     assert r["headline"]["accuracy"] == 0.5
     assert r["headline"]["negative"] == pytest.approx(
         {"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 1})
+    # A kind with no rows is left out, not reported as accuracy 0.
+    assert list(kind_reports([0], [0], ["tweet"], SENTIMENTS)) == ["tweet"]
     # The topic head has no "negative" class: no such entry.
     assert "negative" not in kind_reports([0, 1], [0, 1], ["tweet", "headline"], ["a", "b"])["tweet"]
 
