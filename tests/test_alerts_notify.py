@@ -578,7 +578,7 @@ def test_spike_reaches_notify_through_real_monitor_prometheus_and_alertmanager(
             "http://grafana.test/d/sentimon-topics?var-topic=Stock+Movement")
         summary = spike["annotations"]["summary"]
         assert "n/a" not in summary, summary
-        assert "negative share 80% vs baseline 10% over 60 records" in summary, summary
+        assert "(negative share 80% vs 10% usually, over 60 records)" in summary, summary
         figures = spike["figures"]
         assert {k: figures[k] for k in ("negative_share", "baseline_share", "volume")} == \
             pytest.approx({"negative_share": 0.8, "baseline_share": 0.1, "volume": 60}, abs=0.005)
