@@ -116,3 +116,28 @@ def test_tiny_teacher_logits_then_student(tmp_path):
     meta = json.loads((out / "model" / "sentimon_model.json").read_text())
     assert meta["train_config"]["distill"] == str(path)
     assert meta["train_config"]["distill_weight"] == 0.7
+
+
+COMMITTED = Path(__file__).resolve().parents[1] / "model" / "distill" / "teacher_logits.npz"
+
+
+@needs_data
+@pytest.mark.skipif(not COMMITTED.exists(), reason="no committed teacher logits")
+def test_committed_teacher_logits_cover_every_rebuilt_text():
+    """The student's training is reproducible from the committed file and ../shared/data."""
+    tl = read_logits(COMMITTED)
+    texts = tl.header["texts"]
+    rebuilt = distill_texts(DATA, unlabelled=texts["unlabelled"], seed=texts["seed"],
+                            dev_fraction=texts["dev_fraction"])
+    assert len(rebuilt.unlabelled) == texts["unlabelled"] == int(tl.unlabelled.sum())
+    missing = [e.text for e in rebuilt.labelled if tl.lookup(e.text) is None]
+    missing += [t for t in rebuilt.unlabelled if tl.lookup(t) is None]
+    assert not missing, missing[:5]
+    # No dev or validation text has a soft target: they stay untouched test sets.
+    held_out = [*rebuilt.dev, *rebuilt.topic_valid, *rebuilt.sent_valid]
+    labelled = {text_hash(e.text) for e in rebuilt.labelled}
+    leaked = [e.text for e in held_out
+              if tl.lookup(e.text) is not None and text_hash(e.text) not in labelled]
+    assert not leaked, leaked[:5]
+    figures = tl.header["teacher"]["figures"]
+    assert figures["sent_valid"]["accuracy"] > 0.8 and figures["topic_valid"]["accuracy"] > 0.8
