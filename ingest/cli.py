@@ -114,18 +114,13 @@ def run_score(args: argparse.Namespace, settings: Settings) -> int:
 
 def with_score_args(settings: Settings, args: argparse.Namespace) -> Settings:
     """``settings`` with the command-line overrides of ``sentimon score`` applied."""
-    scorer = {k: v for k, v in {
-        "max_batch": args.max_batch,
-        "max_batch_tokens": args.max_batch_tokens,
-        "max_wait_ms": args.max_wait_ms,
-        "group_id": args.group_id,
-    }.items() if v is not None}
-    update: dict[str, Any] = {}
-    if scorer:
-        update["scorer"] = settings.scorer.model_copy(update=scorer)
-    if args.device:
-        update["model"] = settings.model.model_copy(update={"device": args.device})
-    return settings.model_copy(update=update) if update else settings
+    from sentimon.cli import with_options
+
+    # Checked by the settings model: a bad flag is a one-line error naming it.
+    settings = with_options(settings, "scorer", max_batch=args.max_batch,
+                            max_batch_tokens=args.max_batch_tokens,
+                            max_wait_ms=args.max_wait_ms, group_id=args.group_id)
+    return with_options(settings, "model", device=args.device or None)
 
 
 REPLAY_EPILOG = """\

@@ -65,12 +65,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def run_monitor(args: argparse.Namespace, settings: Settings) -> int:
+    from sentimon.cli import with_options
     from sentimon.kafka import GracefulStop
     from sentimon.monitor.daemon import Monitor
 
-    if args.metrics_port is not None:
-        settings = settings.model_copy(update={
-            "monitor": settings.monitor.model_copy(update={"metrics_port": args.metrics_port})})
+    settings = with_options(settings, "monitor", metrics_port=args.metrics_port)
     if args.idle_exit_s is not None and args.idle_exit_s <= 0:
         print("sentimon monitor: --idle-exit-s must be positive", file=sys.stderr)
         return 2

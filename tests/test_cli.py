@@ -62,3 +62,11 @@ def check_options(parser: object, command: str) -> None:
         assert action.help, f"{command} {action.option_strings[0]} has no help"
         if not isinstance(action, argparse._StoreTrueAction):
             assert "default" in action.help, f"{command} {action.option_strings[0]}: {action.help}"
+
+
+def test_daemon_flags_are_checked_by_the_settings_model(capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad daemon flag is a one-line error naming it, before anything starts."""
+    assert main(["monitor", "--metrics-port", "70000"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "sentimon: --metrics-port: Input should be less than 65536 (got 70000)"
+    assert "Traceback" not in err
