@@ -15,11 +15,19 @@ text in and prediction out, tokenization included; tokenizer-only times show whe
 Also the argmax agreement of the low-precision variant with fp32, and of both with the
 PyTorch two-head model of the training run (``--train-dir``), per head.
 
+3. ``--compare-dir DIR``: the low-precision variant of a second (e.g. older) release directory,
+   timed in the same run at the same configurations, each repeat right beside the current
+   release's (their order swapped every repeat), so machine noise hits both equally. Prints
+   the ratio new/old texts per second per configuration, at predict's default batch, and
+   their geometric mean.
+
 examples:
   python -m benchmarks.model_bench --json-out runs/bench/model.json
   python -m benchmarks.model_bench --fp32-dir runs/export --train-dir runs/train/model
   python -m benchmarks.model_bench --n 64 --repeats 1 --batch-sizes 16   # smoke run
   python -m benchmarks.model_bench --device cuda                         # fp16 + fp32 on a GPU
+  git worktree add /tmp/sentimon-old <rev>                               # an older release ...
+  python -m benchmarks.model_bench --skip-baseline --compare-dir /tmp/sentimon-old/model/release
 """
 
 from __future__ import annotations
@@ -66,6 +74,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="ONNX Runtime intra-op threads, 0 = its default (all cores), as the scorer")
     p.add_argument("--max-length", type=int, default=128, help="token truncation, as model.max_length")
     p.add_argument("--release-dir", type=Path, default=None, help="release directory (default model/release)")
+    p.add_argument("--compare-dir", type=Path, default=None,
+                   help="a second release directory (e.g. an older release from `git worktree "
+                        "add`): its low-precision variant is timed beside --release-dir's, "
+                        "repeats interleaved; prints the ratio new/old texts per second")
     p.add_argument("--fp32-dir", type=Path, default=DEFAULT_FP32_DIR,
                    help="`sentimon export` output holding model.fp32.onnx (default runs/export); "
                         "fp32 is skipped with a note when absent")
@@ -111,14 +123,17 @@ class Job:
     secs: list[float] = field(default_factory=list)
 
 
-def run_jobs(jobs: list[Job], *, repeats: int) -> None:
+def run_jobs(jobs: list[Job], *, repeats: int, alternate: bool = False) -> None:
     """Time every job ``repeats`` times, interleaved: repeat r of every job, then repeat r+1.
 
     On a machine shared with other work, load changes over minutes; interleaving spreads
     that over all configurations instead of loading the dice against whichever ran last.
+    ``alternate`` runs odd repeats in reverse order: jobs placed side by side (a release and
+    the one it is compared with) then take turns going first, so neither always runs right
+    after the other's (warm caches, spinning threads).
     """
     for r in range(repeats):
-        for job in jobs:
+        for job in reversed(jobs) if alternate and r % 2 else jobs:
             started = time.perf_counter()
             job.fn()
             job.secs.append(time.perf_counter() - started)
@@ -215,14 +230,20 @@ def prepare_variant(args: argparse.Namespace, variant: str, model_dir: Path, tex
     return model, jobs, Job({**base, "job": "tokenizer"}, lambda: model.token_counts(texts))
 
 
+def job_rows(jobs: list[Job], n: int, baseline_rate: float | None) -> list[dict[str, Any]]:
+    """One result row per timed job: its median rate over ``n`` texts and the raw timings."""
+    rows = []
+    for job in jobs:
+        rate = n / median(job.secs)
+        rows.append({**job.row, "seq_per_s": rate, "ms_per_seq": 1000 / rate, "seconds": job.secs,
+                     "x_baseline": rate / baseline_rate if baseline_rate else None})
+    return rows
+
+
 def finish_variant(model: Any, jobs: list[Job], tok_job: Job, texts: list[str], baseline_rate: float | None
                    ) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
     """Rows of one variant, its tokenizer-only time, and its logits for agreement."""
-    rows = []
-    for job in jobs:
-        rate = len(texts) / median(job.secs)
-        rows.append({**job.row, "seq_per_s": rate, "ms_per_seq": 1000 / rate, "seconds": job.secs,
-                     "x_baseline": rate / baseline_rate if baseline_rate else None})
+    rows = job_rows(jobs, len(texts), baseline_rate)
     counts = model.token_counts(texts)
     tokenizer = {"seconds": tok_job.secs, "seq_per_s": len(texts) / median(tok_job.secs),
                  "mean_tokens": float(np.mean(counts)), "max_tokens": int(max(counts))}
@@ -260,6 +281,27 @@ def pytorch_logits(train_dir: Path, texts: list[str], max_length: int, device: s
     topic = np.stack([outs_t[i] for i in range(len(ids))])
     sent = np.stack([outs_s[i] for i in range(len(ids))])
     return topic, sent
+
+
+def compare_ratios(new: list[dict[str, Any]], old: list[dict[str, Any]]) -> dict[str, Any]:
+    """Ratio new/old texts per second for each configuration both timed, the ratio at
+    predict's default batch (sorted), and the geometric mean of all ratios.
+
+    The geometric mean, not the arithmetic one: ratios multiply, and a 2x gain and a 2x loss
+    should average to 1.
+    """
+    def key(r: dict[str, Any]) -> tuple[str, str]:
+        return str(r["batch_size"]), str(r["sorted"])
+
+    old_by = {key(r): r for r in old}
+    pairs = [{"batch_size": r["batch_size"], "sorted": r["sorted"], "new_seq_per_s": r["seq_per_s"],
+              "old_seq_per_s": old_by[key(r)]["seq_per_s"],
+              "ratio": r["seq_per_s"] / old_by[key(r)]["seq_per_s"]}
+             for r in new if key(r) in old_by]
+    default = next((p["ratio"] for p in pairs
+                    if p["batch_size"] == DEFAULT_BATCH and p["sorted"] == "yes"), None)
+    geomean = float(np.exp(np.mean(np.log([p["ratio"] for p in pairs])))) if pairs else None
+    return {"pairs": pairs, "ratio_default_batch": default, "geomean_ratio": geomean}
 
 
 def same_export(fp32_dir: Path, low_dir: Path, low: str) -> bool:
@@ -315,13 +357,29 @@ def main(argv: list[str] | None = None) -> int:
 
     variants, skipped = variant_dirs(args)
     notes += skipped
+    low = variants[-1][0]
+    old_model: Any = None
+    old_jobs: list[Job] = []
+    if args.compare_dir:
+        from sentimon.model.inference import onnx_file
+
+        if not onnx_file(args.compare_dir, low).exists():
+            raise SystemExit(f"--compare-dir: no {onnx_file(args.compare_dir, low)}")
+        print(f"loading sentimon {low} to compare with ({args.compare_dir}) ...", flush=True)
+        old_model, old_jobs, _ = prepare_variant(args, low, args.compare_dir, texts)
+        for job in old_jobs:
+            job.row = {**job.row, "variant": f"{low} (compare)"}
     loaded = []
     for variant, model_dir in variants:
         print(f"loading sentimon {variant} ({model_dir}) ...", flush=True)
         model, vjobs, tok_job = prepare_variant(args, variant, model_dir, texts)
         loaded.append((variant, model, vjobs, tok_job))
-        jobs += [*vjobs, tok_job]
-    run_jobs(jobs, repeats=args.repeats)
+        if variant == low and old_jobs:
+            # Each configuration of the two releases side by side: new, old, new, old ...
+            jobs += [j for pair in zip(vjobs, old_jobs, strict=True) for j in pair] + [tok_job]
+        else:
+            jobs += [*vjobs, tok_job]
+    run_jobs(jobs, repeats=args.repeats, alternate=bool(old_jobs))
 
     baseline = finish_baseline(base_info, base_jobs, len(texts)) if base_info else None
     base_rate = baseline["seq_per_s"] if baseline else None
@@ -337,7 +395,20 @@ def main(argv: list[str] | None = None) -> int:
         logits[variant] = lg
 
     agree: dict[str, Any] = {}
-    low = variants[-1][0]
+    compare: dict[str, Any] | None = None
+    if old_model is not None:
+        import hashlib
+
+        old_rows = job_rows(old_jobs, len(texts), base_rate)
+        compare = {"dir": str(args.compare_dir), "model": f"{old_model.name}@{old_model.version}",
+                   "path": str(old_model.path),
+                   "sha256": hashlib.sha256(Path(old_model.path).read_bytes()).hexdigest(),
+                   "rows": old_rows,
+                   **compare_ratios([r for r in rows if r["variant"] == low], old_rows)}
+        old_logits = old_model.logits(texts, batch_size=DEFAULT_BATCH, sort_by_length=True)
+        agree[f"{low}_vs_compare"] = agreement(logits[low], old_logits)
+        if compare["sha256"] == metas[low]["sha256"]:
+            notes.append("--compare-dir holds the same model file: the ratios measure noise only")
     if "fp32" in logits:
         agree[f"{low}_vs_fp32"] = agreement(logits[low], logits["fp32"])
         if not same_export(Path(metas["fp32"]["path"]).parent, Path(metas[low]["path"]).parent, low):
@@ -395,12 +466,22 @@ def main(argv: list[str] | None = None) -> int:
     for name, t in targets.items():
         print(f"target {name}: {t['value']:.3g} (target >= {t['target']:g}) "
               f"{'MET' if t['met'] else 'NOT MET'}")
+    if compare is not None:
+        print(f"\ncompared with {compare['model']} ({compare['dir']}), {low}, repeats interleaved:")
+        print(table(compare["pairs"], [("batch_size", "batch"), ("sorted", "sorted"),
+                                       ("new_seq_per_s", "new seq/s"), ("old_seq_per_s", "old seq/s"),
+                                       ("ratio", "new/old")]))
+        at = compare["ratio_default_batch"]
+        print(f"ratio new/old at predict's default batch {DEFAULT_BATCH}: "
+              f"{'n/a (not in --batch-sizes)' if at is None else f'{at:.3f}'}; "
+              f"geometric mean over {len(compare['pairs'])} configurations: "
+              f"{compare['geomean_ratio']:.3f}")
     for note in notes:
         print(f"note: {note}")
     write_json(args.json_out, {
         "benchmark": "model", "machine": info, "n_texts": len(texts), "repeats": args.repeats,
         "device": args.device, "baseline": baseline, "rows": rows, "variants": metas,
-        "agreement": agree, "targets": targets, "notes": notes,
+        "agreement": agree, "targets": targets, "compare": compare, "notes": notes,
     })
     return 0
 

@@ -6,6 +6,7 @@ Benchmarks are not tests; these only keep the scripts working. Real figures: doc
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,24 @@ def test_model_bench_prints_its_figures(tmp_path: Path) -> None:
     if doc["baseline"] is not None:
         assert doc["baseline"]["seq_per_s"] > 0 and int8[(16, "yes")]["x_baseline"] > 0
     assert doc["machine"]["nproc"] >= 1
+
+
+def test_model_bench_compare_dir_prints_the_ratio(tmp_path: Path) -> None:
+    # The same release on both sides: the ratio only measures noise, but must be a number.
+    out_json = tmp_path / "compare.json"
+    release = REPO / "model" / "release"
+    out = _run(["benchmarks.model_bench", "--n", "32", "--repeats", "2", "--batch-sizes", "1,64",
+                "--skip-baseline", "--fp32-dir", str(tmp_path / "none"), "--train-dir",
+                str(tmp_path / "none"), "--release-dir", str(release), "--compare-dir", str(release),
+                "--json-out", str(out_json)], timeout_s=240)
+    assert "new/old" in out and "geometric mean" in out
+    compare = json.loads(out_json.read_text())["compare"]
+    assert compare["dir"] == str(release) and len(compare["pairs"]) == len(compare["rows"]) == 5
+    for ratio in (compare["ratio_default_batch"], compare["geomean_ratio"],
+                  *(p["ratio"] for p in compare["pairs"])):
+        assert math.isfinite(ratio) and ratio > 0
+    # Interleaved: both sides were timed every repeat.
+    assert all(len(r["seconds"]) == 2 for r in compare["rows"])
 
 
 @pytest.mark.integration
