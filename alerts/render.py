@@ -26,11 +26,16 @@ SPIKE_ALERTS = {"NegativeSentimentSpike": "topic", "TickerNegativeSpike": "ticke
 _DURATION = re.compile(r"^(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$")
 
 
-def check_duration(value: str, *, field: str) -> str:
-    """Return ``value`` if Prometheus accepts it as a duration, else raise :class:`ConfigError`."""
-    if not value or not _DURATION.match(value) or not re.search(r"[1-9]", value):
+def check_duration(value: str, *, field: str, allow_zero: bool = False) -> str:
+    """Return ``value`` if Prometheus accepts it as a duration, else raise :class:`ConfigError`.
+
+    ``allow_zero`` admits ``0s`` (a ``for:`` of zero fires at the first evaluation).
+    """
+    if (not value or not _DURATION.match(value)
+            or not (re.search(r"[1-9]", value) or (allow_zero and re.search(r"\d", value)))):
+        kind = "non-negative" if allow_zero else "positive"
         raise ConfigError(
-            f"{field} must be a positive Prometheus duration such as 30s, 10m or 1h30m "
+            f"{field} must be a {kind} Prometheus duration such as 30s, 10m or 1h30m "
             f"(got {value!r})"
         )
     return value
@@ -52,7 +57,8 @@ def load_rules(path: Path = RULES_FILE) -> dict[str, Any]:
 
 def render_rules(settings: Settings, *, source: Path = RULES_FILE) -> str:
     """The rules YAML with the spike alerts' ``for:``, ``keep_firing_for:`` and dashboard link."""
-    spike_for = check_duration(settings.alerts.spike_for, field="alerts.spike_for")
+    spike_for = check_duration(settings.alerts.spike_for, field="alerts.spike_for",
+                               allow_zero=True)
     keep_for = check_duration(settings.alerts.spike_keep_firing_for,
                               field="alerts.spike_keep_firing_for")
     data = load_rules(source)

@@ -57,7 +57,7 @@ def main() -> int:
     from sentimon.monitor.report import parse_duration
 
     settings = Settings()
-    for_s = parse_duration(settings.alerts.spike_for)
+    for_s = parse_duration(settings.alerts.spike_for, allow_zero=True)
     keep_s = parse_duration(settings.alerts.spike_keep_firing_for)
     temperature = scenario.sentiment_temperature()
     pool = scenario.load_pool("stocknet")

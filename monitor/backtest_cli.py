@@ -247,7 +247,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from sentimon.monitor.report import parse_duration
 
     try:
-        for_s = parse_duration(args.for_ or settings.alerts.spike_for)
+        for_s = parse_duration(args.for_ or settings.alerts.spike_for, allow_zero=True)
         keep_s = parse_duration(args.keep_firing_for or settings.alerts.spike_keep_firing_for)
         duration_s, every_s = parse_duration(args.duration), parse_duration(args.every)
         warmup_s = parse_duration(args.warmup)

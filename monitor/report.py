@@ -50,10 +50,13 @@ class ReportResult:
     skipped_topics: list[str] = field(default_factory=list)
 
 
-def parse_duration(text: str) -> float:
-    """``90s``, ``15m``, ``1h``, ``2d``, ``1w`` or plain seconds -> seconds."""
+def parse_duration(text: str, *, allow_zero: bool = False) -> float:
+    """``90s``, ``15m``, ``1h``, ``2d``, ``1w`` or plain seconds -> seconds.
+
+    ``allow_zero`` admits ``0s`` (a rule's ``for:`` may be zero).
+    """
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
-    if not match or float(match.group(1)) <= 0:
+    if not match or float(match.group(1)) < 0 or (float(match.group(1)) == 0 and not allow_zero):
         raise ValueError(f"not a duration: {text!r} (examples: 90s, 15m, 1h, 2d)")
     return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 

@@ -179,12 +179,12 @@ def test_scaled_down_spike_for_is_what_prometheus_evaluates(tmp_path: Path) -> N
         """))
     proc = promtool("test", "rules", tmp_path / "test.yml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    # The same series against the shipped 30s rule is still pending at 30s.
+    # The same series against the shipped rule (for: 0s) already fire at 20s.
     shipped = (tmp_path / "test.yml").read_text().replace("rules.yml", str(RULES_FILE))
     (tmp_path / "shipped.yml").write_text(shipped)
     proc = promtool("test", "rules", tmp_path / "shipped.yml")
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 1 and "FAILED" in out and "got:[]" in out, out
+    assert proc.returncode == 1 and "FAILED" in out and "exp:[]" in out, out
 
 
 @needs_promtool
@@ -224,3 +224,11 @@ def test_dashboard_link_of_a_topic_with_a_space_is_url_encoded(tmp_path: Path) -
         """))
     proc = promtool("test", "rules", tmp_path / "test.yml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_spike_for_may_be_zero_and_keep_firing_for_may_not() -> None:
+    rules = rules_by_name(render_rules(Settings(alerts={"spike_for": "0s"})))
+    assert rules["NegativeSentimentSpike"]["for"] == "0s"
+    assert rules["TickerNegativeSpike"]["for"] == "0s"
+    with pytest.raises(ConfigError, match=r"alerts\.spike_keep_firing_for"):
+        render_rules(Settings(alerts={"spike_keep_firing_for": "0s"}))

@@ -208,7 +208,7 @@ def topics_dashboard() -> dict[str, Any]:
             "Spike flag",
             target(f"sentimon_topic_spike{{{t}}}", legend="{{topic}}"),
             description="1 while the detector's evidence is at or above its threshold; "
-            "NegativeSentimentSpike fires once it holds for alerts.spike_for.",
+            "NegativeSentimentSpike fires when it holds for alerts.spike_for (0s: at once).",
         ),
         table(
             "Alerts pending and firing",
