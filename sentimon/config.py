@@ -335,9 +335,8 @@ class AlertSettings(_Section):
     """Values rendered into the Prometheus rules (SENTIMON_ALERTS__*)."""
 
     spike_for: str = Field(
-        "0s", description="`for:` of spike alerts: 0s fires at the first evaluation that "
-        "alarms, since the detector's threshold already sets the false-alarm rate "
-        "(SENTIMON_ALERTS__SPIKE_FOR).")
+        "30s", description="`for:` of spike alerts; short, since the detector controls false "
+        "alarms; 0s fires at the first evaluation that alarms (SENTIMON_ALERTS__SPIKE_FOR).")
     spike_keep_firing_for: str = Field(
         "10m", description="`keep_firing_for:` of spike alerts: one alert while the evidence "
         "hovers at its threshold (SENTIMON_ALERTS__SPIKE_KEEP_FIRING_FOR).")

@@ -28,6 +28,15 @@ def test_rule_fires_after_for_and_keeps_firing() -> None:
     assert rule.step(135, False) == (30, 135)
 
 
+def test_rule_with_for_zero_fires_at_the_first_alarm() -> None:
+    rule = _Rule(for_s=0, keep_s=30)
+    assert rule.step(0, False) is None and rule.fired is None
+    assert rule.step(15, True) is None and rule.fired == 15
+    assert rule.step(30, False) is None  # a one-evaluation blip is one alert, kept 30 s
+    assert rule.step(45, False) is None
+    assert rule.step(60, False) == (15, 60)
+
+
 def test_rule_without_keep_resolves_at_once_and_a_blip_never_fires() -> None:
     rule = _Rule(for_s=30)
     assert rule.step(0, True) is None

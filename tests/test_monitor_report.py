@@ -232,3 +232,11 @@ def test_draw_a_recorded_demo_run(tmp_path: Path) -> None:
     for colour in (blue, orange, green):  # Stock Movement, then Financials and Markets
         assert colour_share(out, colour) > 0.001, colour
     assert colour_share(out, (214, 39, 40)) == 0.0  # no fourth colour: the others are grey
+
+
+def test_parse_duration_zero_only_when_allowed() -> None:
+    assert parse_duration("0s", allow_zero=True) == 0.0
+    with pytest.raises(ValueError):
+        parse_duration("0s")
+    with pytest.raises(ValueError):
+        parse_duration("-5s", allow_zero=True)

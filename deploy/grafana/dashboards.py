@@ -208,7 +208,7 @@ def topics_dashboard() -> dict[str, Any]:
             "Spike flag",
             target(f"sentimon_topic_spike{{{t}}}", legend="{{topic}}"),
             description="1 while the detector's evidence is at or above its threshold; "
-            "NegativeSentimentSpike fires when it holds for alerts.spike_for (0s: at once).",
+            "NegativeSentimentSpike fires once it holds for alerts.spike_for.",
         ),
         table(
             "Alerts pending and firing",
