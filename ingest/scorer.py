@@ -412,7 +412,7 @@ class Scorer:
         takes no room in the batch's token budget.
         """
         msgs = [i for i, it in enumerate(items) if isinstance(it.result, InputMessage)]
-        keys = {i: normalize(items[i].result.text) for i in msgs}  # type: ignore[union-attr]
+        keys = {i: normalize(items[i].result.text) for i in msgs}
         todo = [i for i in msgs if self.cache is None or keys[i] not in self.cache]
         ids: dict[int, Sequence[int]] = {}
         counts: dict[int, int] = {}
@@ -427,7 +427,7 @@ class Scorer:
                 log.warning("tokenizing failed; using character estimates", exc_info=True)
                 counts = {i: len(keys[i]) // 4 + 2 for i in todo}
         elif todo:
-            raw = [items[i].result.text for i in todo]  # type: ignore[union-attr]
+            raw = [items[i].result.text for i in todo]
             counts = dict(zip(todo, self._token_counts(raw), strict=True))
         return [(Item(it.raw, it.result, keys.get(i, ""), ids.get(i)), counts.get(i, 0))
                 for i, it in enumerate(items)]
@@ -622,7 +622,7 @@ class Scorer:
     def _predict(self, msgs: list[Item], *, tokens: int) -> list[PredictionLike | Rejection]:
         if not msgs:
             return []
-        texts = [it.result.text for it in msgs]  # type: ignore[union-attr]
+        texts = [it.result.text for it in msgs]
         started = time.perf_counter()
         try:
             preds = list(self._run_model(msgs, texts))
