@@ -248,11 +248,15 @@ def finish_variant(model: Any, jobs: list[Job], tok_job: Job, texts: list[str], 
     tokenizer = {"seconds": tok_job.secs, "seq_per_s": len(texts) / median(tok_job.secs),
                  "mean_tokens": float(np.mean(counts)), "max_tokens": int(max(counts))}
     logits = model.logits(texts, batch_size=DEFAULT_BATCH, sort_by_length=True)
-    import hashlib
+    return rows, {"tokenizer": tokenizer, **model_meta(model)}, logits
 
-    meta = {"tokenizer": tokenizer, "model": f"{model.name}@{model.version}", "path": str(model.path),
-            "provider": model.provider, "sha256": hashlib.sha256(Path(model.path).read_bytes()).hexdigest()}
-    return rows, meta, logits
+
+def model_meta(model: Any) -> dict[str, Any]:
+    """Which model file was timed: name@version, path, provider and its sha256."""
+    from sentimon.model.card import sha256
+
+    return {"model": f"{model.name}@{model.version}", "path": str(model.path),
+            "provider": model.provider, "sha256": sha256(Path(model.path))}
 
 
 def pytorch_logits(train_dir: Path, texts: list[str], max_length: int, device: str) -> Any:
@@ -397,13 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     agree: dict[str, Any] = {}
     compare: dict[str, Any] | None = None
     if old_model is not None:
-        import hashlib
-
         old_rows = job_rows(old_jobs, len(texts), base_rate)
-        compare = {"dir": str(args.compare_dir), "model": f"{old_model.name}@{old_model.version}",
-                   "path": str(old_model.path),
-                   "sha256": hashlib.sha256(Path(old_model.path).read_bytes()).hexdigest(),
-                   "rows": old_rows,
+        compare = {"dir": str(args.compare_dir), **model_meta(old_model), "rows": old_rows,
                    **compare_ratios([r for r in rows if r["variant"] == low], old_rows)}
         old_logits = old_model.logits(texts, batch_size=DEFAULT_BATCH, sort_by_length=True)
         agree[f"{low}_vs_compare"] = agreement(logits[low], old_logits)

@@ -86,6 +86,11 @@ def _read(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
+def full_run_command(recorded: str) -> str:
+    """A recorded training command without ``--resume``: the card states the full run."""
+    return recorded.replace(" --resume", "")
+
+
 def _dig(d: Any, *keys: str) -> Any:
     """``d[k1][k2]...``, or None where any level is missing (old cards, partial metrics)."""
     for k in keys:
@@ -213,9 +218,8 @@ def distillation_facts(cfg: dict[str, Any], stats: dict[str, Any] | None) -> dic
             "base": teacher.get("base"),
             "epoch": teacher.get("epoch"),
             "command": header.get("command"),
-            # As for the student: a resumed run is stated as the full run it completes.
-            "train_command": (_dig(teacher, "train_config", "extra", "command") or "").replace(
-                " --resume", "") or None,
+            "train_command": full_run_command(
+                _dig(teacher, "train_config", "extra", "command") or "") or None,
             "created_utc": header.get("created_utc"),
             "rows": header.get("rows"),
             "texts": header.get("texts"),
@@ -246,8 +250,7 @@ def build_card(
     if summary or tmeta:
         cfg = tmeta.get("train_config", {})
         recorded = cfg.get("extra", {}).get("command", "")
-        # A resumed run records its --resume command line; the card states the full run.
-        command = recorded.replace(" --resume", "") or (
+        command = full_run_command(recorded) or (
             f"sentimon train --out {cfg.get('out', 'runs/train')} --epochs {cfg.get('epochs')} "
             f"--threads {cfg.get('threads')}"
         )
@@ -346,9 +349,9 @@ def _render_kinds(card: dict[str, Any], w: Any) -> None:
     w("")
 
 
-def _cell(x: Any, fmt: str = "{:.2f}", scale: float = 100.0) -> str:
-    """A table cell: ``x`` scaled and formatted, or "-" when the figure is missing."""
-    return "-" if x is None else fmt.format(scale * x)
+def _cell(x: Any, fmt: str = "{:.2f}") -> str:
+    """A table cell: the fraction ``x`` in % (as :func:`_pct`), or "-" when it is missing."""
+    return "-" if x is None else fmt.format(100 * x)
 
 
 def _render_targets(card: dict[str, Any], w: Any) -> None:

@@ -56,7 +56,7 @@ def parse_duration(text: str, *, allow_zero: bool = False) -> float:
     ``allow_zero`` admits ``0s`` (a rule's ``for:`` may be zero).
     """
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
-    if not match or float(match.group(1)) < 0 or (float(match.group(1)) == 0 and not allow_zero):
+    if not match or (float(match.group(1)) == 0 and not allow_zero):
         raise ValueError(f"not a duration: {text!r} (examples: 90s, 15m, 1h, 2d)")
     return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
