@@ -49,8 +49,19 @@ class DetectorConfig:
     history_s: float = 7 * 86_400.0  # how much history the baselines see
     half_life_s: float = 86_400.0  # older history counts less
     min_history_s: float = 86_400.0  # observed history before a series can alarm
-    soft: bool = True  # expected negatives from P(negative); False: count argmax labels
+    #: ``scores``: records weighted by their P(negative) bin (marked Poisson likelihood);
+    #: ``probability``: the sum of P(negative); ``argmax``: the count of negative labels.
+    evidence: str = "scores"
     rises: tuple[float, ...] = RISE_MULTIPLES
+
+    @property
+    def soft(self) -> bool:
+        """Negatives as the sum of P(negative) (else the count of negative labels)."""
+        return self.evidence != "argmax"
+
+    @property
+    def scores(self) -> bool:
+        return self.evidence == "scores"
 
 
 NO_DETECTION = Detection(evidence=0.0, threshold=float("inf"), expected=0.0, observed=0.0,
@@ -147,7 +158,7 @@ class Aggregator:
                 horizon_s=m.detection_horizon_s, slot_s=m.baseline_slot_s,
                 history_s=m.history_s, half_life_s=m.baseline_half_life_s,
                 min_history_s=m.min_history_s,
-                soft=m.evidence == "probability"),
+                evidence=m.evidence),
         )
 
     def add(self, rec: ScoredRecord, *, count: bool = True) -> Outcome:
@@ -225,7 +236,8 @@ class Aggregator:
             self._market_fit = (stamp, fit_market(self.history, MARKET, end_slot=stamp[0],
                                                   soft=self.detector.soft,
                                                   half_life_s=self.detector.half_life_s,
-                                                  min_slots=self._min_slots))
+                                                  min_slots=self._min_slots,
+                                                  scores=self.detector.scores))
             self._fits.clear()
         return self._market_fit[1]
 
@@ -241,7 +253,7 @@ class Aggregator:
         if cached is None or cached[0] != stamp:
             cached = self._fits[key] = (stamp, fit_series(
                 self.history, key, market, family_size=self._family_size(key[0]),
-                soft=self.detector.soft))
+                soft=self.detector.soft, scores=self.detector.scores))
         return cached[1]
 
     def detect(self, keys: Iterable[Key] | None = None) -> dict[Key, Detection]:
@@ -268,10 +280,11 @@ class Aggregator:
             y, nu = m_other, m_nu
             if key != MARKET:
                 y, nu = m_other - (n - x), m_nu - _others(mu, base.share)
+            counts = h.window_bins(key) if self.detector.scores else None
             # Quasi-likelihood: counts that vary phi times more than Poisson carry 1/phi of the
             # evidence (a cluster of phi copies is one piece of news, not phi).
-            phi = base.dispersion
-            evidence, rise = log_sr(x / phi, mu / phi, y=y, nu=np.maximum(nu, 0.0),
+            evidence, rise = log_sr(x, mu, y=y, nu=np.maximum(nu, 0.0), counts=counts,
+                                    ratio=base.score_ratio, phi=base.dispersion,
                                     rises=self.detector.rises)
             out[key] = Detection(evidence=evidence, threshold=thresholds[key[0]],
                                  expected=float(mu[-short:].sum()),

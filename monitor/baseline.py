@@ -28,6 +28,13 @@ wholly before the detection horizon (so a surge in progress never raises its own
   with :data:`DISPERSION_PRIOR_SLOTS` pseudo-slots and never below 1, divides the
   detector's evidence (the quasi-Poisson adjustment of outbreak detection, Farrington et
   al. 1996), so that the false-alert budget holds on such series too.
+- **Score profile** (``scores`` evidence). The share of a series' records in each
+  P(negative) decile, shrunk toward the parent's (the market's toward equal deciles), and
+  the profile of a surge: the market's records that the model more likely than not calls
+  negative (P >= 0.5), spread over their deciles. Their ratio per decile is how much more
+  likely a record there is under a surge than under the baseline (see
+  :mod:`sentimon.monitor.detector`); the dispersion is then that of the statistic the
+  detector sums, the records weighted by those ratios.
 - **Robust to past surges.** After a first fit, slots whose negatives exceed the fit's
   expectation by more than ``4 sqrt(m) + 2`` are left out and the fit is repeated: a burst
   that was alerted on (or missed) does not inflate the baseline that judges the next one.
@@ -39,7 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sentimon.monitor.history import EventHistory
+from sentimon.monitor.history import BIN0, SCORE_BINS, EventHistory
 from sentimon.monitor.windows import SCORE_UNITS, Key
 
 TOD_PRIOR_RECORDS = 5.0
@@ -59,6 +66,10 @@ DISPERSION_PRIOR_SLOTS = 8.0
 MAX_DISPERSION = 8.0
 #: Older history counts less: a slot a day old weighs half as much as the newest.
 DEFAULT_HALF_LIFE_S = 86_400.0
+#: Pseudo-records per decile in the surge profile: no decile is ruled out of a surge.
+PROFILE_PRIOR_RECORDS = 1.0
+#: The rise at which the dispersion of the ``scores`` statistic is measured.
+DISPERSION_RISE = 2.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,9 @@ class Baseline:
     excluded: int  # slots left out as outliers
     dispersion: float = 1.0  # variance of the slot negatives over their mean (>= 1)
     week: tuple[float, float] = (1.0, 1.0)  # factors of the rate on weekdays, at weekends
+    #: Per P(negative) decile: a surge's share of records there over the baseline's, per
+    #: unit of negative share (``share * profile / bins``); None before a fit with deciles.
+    score_ratio: np.ndarray | None = None
 
     def expected(self, buckets: np.ndarray, *, bucket_s: float, slot_s: float) -> np.ndarray:
         """Expected negatives in each of ``buckets`` (absolute bucket numbers)."""
@@ -93,6 +107,8 @@ class MarketFit:
     rate: float  # market records per observed slot
     share: float
     baseline: Baseline
+    bins: np.ndarray  # the market's share of records in each P(negative) decile
+    profile: np.ndarray  # a surge's share of records in each decile
 
 
 def _weekend(t: np.ndarray) -> np.ndarray:
@@ -117,17 +133,63 @@ def _hours(slots: np.ndarray, slot_s: float) -> np.ndarray:
 
 
 def _sums(history: EventHistory, key: Key, observed: np.ndarray, *,
-          soft: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Records and negatives of ``key`` in each observed slot."""
+          soft: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Records, negatives and records per P(negative) decile of ``key`` per observed slot."""
     slots = history.coarse.get(key, {})
     n = np.zeros(len(observed))
     x = np.zeros(len(observed))
+    c = np.zeros((len(observed), SCORE_BINS))
     for i, s in enumerate(observed.tolist()):
         acc = slots.get(s)
         if acc is not None:
             n[i] = acc[0]
             x[i] = acc[2] / SCORE_UNITS if soft else acc[1]
-    return n, x
+            c[i] = acc[BIN0:]
+    return n, x, c
+
+
+def _bin_shares(c: np.ndarray, w: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """Share of records per decile, shrunk toward ``prior`` by SHARE_PRIOR_RECORDS."""
+    counts = w @ c
+    return (counts + SHARE_PRIOR_RECORDS * prior) / (counts.sum() + SHARE_PRIOR_RECORDS)
+
+
+def _profile(c: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """A surge's records per decile: those at P(negative) >= 0.5, plus a pseudo-record each."""
+    counts = w @ c
+    counts[: SCORE_BINS // 2] = 0.0
+    counts += PROFILE_PRIOR_RECORDS
+    return np.asarray(counts / counts.sum())
+
+
+def _score_ratio(share: float, profile: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    return np.asarray(share * profile / np.maximum(bins, 1e-12))
+
+
+def _score_outliers(c: np.ndarray, n_expected: np.ndarray, bins: np.ndarray,
+                    ratio: np.ndarray) -> np.ndarray:
+    """Slots whose records, weighted as the detector weighs them, are far above the fit."""
+    gain = np.log1p((DISPERSION_RISE - 1.0) * ratio)
+    m = n_expected[:, None] * bins[None, :]
+    ez, var = m @ gain, m @ gain**2
+    return np.asarray(c @ gain > ez + OUTLIER_Z * np.sqrt(var) + OUTLIER_ADD * gain.max())
+
+
+def _score_dispersion(c: np.ndarray, n_expected: np.ndarray, bins: np.ndarray,
+                      ratio: np.ndarray, w: np.ndarray) -> float:
+    """Pearson's ratio for the detector's weighted sum of slot records, shrunk toward 1.
+
+    The ``scores`` statistic adds records weighted by ``log(1 + (rho - 1) ratio)``; its
+    variance over the slots against the Poisson variance says how much of its evidence a
+    slot really carries (clusters of copies of a very negative text weigh heavily).
+    """
+    gain = np.log1p((DISPERSION_RISE - 1.0) * ratio)
+    m = n_expected[:, None] * bins[None, :]
+    ez, var = m @ gain, m @ gain**2
+    ok = var > 1e-12
+    r2 = (c[ok] @ gain - ez[ok]) ** 2 / var[ok]
+    phi = ((w[ok] * r2).sum() + DISPERSION_PRIOR_SLOTS) / (w[ok].sum() + DISPERSION_PRIOR_SLOTS)
+    return float(min(max(phi, 1.0), MAX_DISPERSION))
 
 
 def _observed(seen: np.ndarray, end_slot: int) -> np.ndarray:
@@ -165,7 +227,7 @@ def _tod(n: np.ndarray, hours: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 def fit_market(history: EventHistory, market: Key, *, end_slot: int, soft: bool,
                half_life_s: float = DEFAULT_HALF_LIFE_S,
-               min_slots: int = MIN_HISTORY_SLOTS) -> MarketFit | None:
+               min_slots: int = MIN_HISTORY_SLOTS, scores: bool = False) -> MarketFit | None:
     """Fit the market from slots before ``end_slot``; None with too little history."""
     start = end_slot - history.history_slots
     slots = history.coarse.get(market, {})
@@ -177,7 +239,7 @@ def fit_market(history: EventHistory, market: Key, *, end_slot: int, soft: bool,
     hours = _hours(observed, history.slot_s)
     weekend = _weekend(observed * history.slot_s)
     recency = 0.5 ** ((end_slot - 1 - observed) * history.slot_s / half_life_s)
-    n, x = _sums(history, market, observed, soft=soft)
+    n, x, c = _sums(history, market, observed, soft=soft)
     keep = np.ones(len(observed), dtype=bool)
     for _ in range(2):
         w = recency * keep
@@ -187,20 +249,32 @@ def fit_market(history: EventHistory, market: Key, *, end_slot: int, soft: bool,
         weight = tod[hours] * week[weekend]
         rate = (w * n).sum() / (w * weight).sum()
         share = ((w * x).sum() + SHARE_PRIOR_RECORDS / 3) / ((w * n).sum() + SHARE_PRIOR_RECORDS)
-        keep = ~_outliers(x, rate * weight * share)
+        bins = _bin_shares(c, w, np.full(SCORE_BINS, 1.0 / SCORE_BINS))
+        profile = _profile(c, w)
+        ratio = _score_ratio(float(share), profile, bins)
+        out = _outliers(x, rate * weight * share)
+        if scores:
+            out |= _score_outliers(c, rate * weight, bins, ratio)
+        keep = ~out
     w = recency * keep
     week_t = (float(week[0]), float(week[1]))
+    bins = _bin_shares(c, w, np.full(SCORE_BINS, 1.0 / SCORE_BINS))
+    profile = _profile(c, w)
+    ratio = _score_ratio(float(share), profile, bins)
+    phi = (_score_dispersion(c, rate * weight, bins, ratio, w) if scores
+           else _dispersion(x, rate * weight * share, w))
     base = Baseline(rate=float(rate), share=float(share), tod=tod, slots=len(observed),
-                    excluded=int((~keep).sum()),
-                    dispersion=_dispersion(x, rate * weight * share, w), week=week_t)
+                    excluded=int((~keep).sum()), dispersion=phi, week=week_t,
+                    score_ratio=ratio)
     return MarketFit(observed=observed, hours=hours, factor=weight, recency=recency, tod=tod,
-                     rate=float((w * n).sum() / w.sum()), share=float(share), baseline=base)
+                     rate=float((w * n).sum() / w.sum()), share=float(share), baseline=base,
+                     bins=bins, profile=profile)
 
 
 def fit_series(history: EventHistory, key: Key, market: MarketFit, *, family_size: int,
-               soft: bool) -> Baseline:
+               soft: bool, scores: bool = False) -> Baseline:
     """Fit one series against the market's observed slots, time of day and share."""
-    n, x = _sums(history, key, market.observed, soft=soft)
+    n, x, c = _sums(history, key, market.observed, soft=soft)
     weight = market.factor
     prior_rate = market.rate / max(1, family_size)
     keep = np.ones(len(n), dtype=bool)
@@ -210,11 +284,20 @@ def fit_series(history: EventHistory, key: Key, market: MarketFit, *, family_siz
             (w * weight).sum() + RATE_PRIOR_RECORDS / max(prior_rate, 1e-9))
         share = ((w * x).sum() + SHARE_PRIOR_RECORDS * market.share) / (
             (w * n).sum() + SHARE_PRIOR_RECORDS)
-        keep = ~_outliers(x, rate * weight * share)
+        bins = _bin_shares(c, w, market.bins)
+        ratio = _score_ratio(float(share), market.profile, bins)
+        out = _outliers(x, rate * weight * share)
+        if scores:
+            out |= _score_outliers(c, rate * weight, bins, ratio)
+        keep = ~out
+    w = market.recency * keep
+    bins = _bin_shares(c, w, market.bins)
+    ratio = _score_ratio(float(share), market.profile, bins)
+    phi = (_score_dispersion(c, rate * weight, bins, ratio, w) if scores
+           else _dispersion(x, rate * weight * share, w))
     return Baseline(rate=float(rate), share=float(share), tod=market.tod, slots=len(n),
-                    excluded=int((~keep).sum()),
-                    dispersion=_dispersion(x, rate * weight * share, market.recency * keep),
-                    week=market.baseline.week)
+                    excluded=int((~keep).sum()), dispersion=phi, week=market.baseline.week,
+                    score_ratio=ratio)
 
 
 def expected_per_minute(base: Baseline, *, ts: float, slot_s: float) -> float:

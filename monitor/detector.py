@@ -1,5 +1,8 @@
 """The change detector: a mixture Shiryaev-Roberts statistic on expected negatives.
 
+(The default ``scores`` evidence refines the per-bucket likelihood ratio below with the
+records' P(negative) profile: :func:`score_gain`.)
+
 Per series (a topic, a watchlist ticker, the market) and per bucket ``b`` of event time the
 monitor knows ``x_b``, the negatives observed (the sum of the model's P(negative) over the
 bucket's records, or their count with argmax labels), and ``mu_b``, the negatives its
@@ -71,7 +74,8 @@ def threshold(*, false_alerts_per_day: float, n_series: int, bucket_s: float) ->
 
 
 def log_sr(x: np.ndarray, mu: np.ndarray, *, y: np.ndarray | None = None,
-           nu: np.ndarray | None = None,
+           nu: np.ndarray | None = None, counts: np.ndarray | None = None,
+           ratio: np.ndarray | None = None, phi: float = 1.0,
            rises: Sequence[float] = RISE_MULTIPLES) -> tuple[float, float]:
     """(log R at the last bucket, the multiple with the most evidence) for buckets in order.
 
@@ -80,19 +84,26 @@ def log_sr(x: np.ndarray, mu: np.ndarray, *, y: np.ndarray | None = None,
     other records), the expectation from each candidate start on is scaled up by how far
     the other records exceed theirs (:func:`volume_factor`): a surge of *all* records (a
     busy market hour the baseline has not seen yet, a bot) is not a surge of negatives.
+
+    With ``counts`` (records per P(negative) bin in each bucket) and ``ratio`` (per bin,
+    the surge's records over the baseline's per unit of negative share), the evidence is
+    the marked-Poisson likelihood ratio of :func:`score_gain` instead of ``x log(rho)``.
+    ``phi`` (the dispersion) divides every log-likelihood ratio (quasi-likelihood).
     """
     if len(x) == 0:
         return -math.inf, rises[0]
     # Suffix sums: everything from a candidate change point tau to the last bucket.
     xs = np.cumsum(x[::-1])
     ms = np.cumsum(mu[::-1])
+    cs = None if counts is None or ratio is None else np.cumsum(counts[::-1], axis=0)
     if y is not None and nu is not None:
         ms = ms * volume_factor(np.cumsum(y[::-1]), np.cumsum(nu[::-1]))
     best_rho, best, terms = rises[0], -math.inf, []
     log_w = -math.log(len(rises))
     for rho in rises:
+        gain = xs * math.log(rho) if cs is None else cs @ score_gain(rho, ratio)
         # The log-likelihood ratio of "the change began at tau", for every tau.
-        suffix = xs * math.log(rho) - ms * (rho - 1.0)
+        suffix = (gain - ms * (rho - 1.0)) / phi
         top = float(suffix.max())
         term = top + math.log(float(np.exp(suffix - top).sum())) + log_w
         terms.append(term)
@@ -100,6 +111,21 @@ def log_sr(x: np.ndarray, mu: np.ndarray, *, y: np.ndarray | None = None,
             best, best_rho = term, rho
     top = max(terms)
     return top + math.log(sum(math.exp(t - top) for t in terms)), best_rho
+
+
+def score_gain(rho: float, ratio: np.ndarray | None) -> np.ndarray:
+    """Log-likelihood gain of one record in each P(negative) bin when negatives rise ``rho``-fold.
+
+    The baseline expects ``m_k`` records in bin ``k`` and ``M = sum_k m_k p_k`` negatives;
+    a surge adds ``(rho - 1) M`` records shaped like the surge profile ``q``. Per bucket the
+    Poisson log-likelihood ratio is then ``sum_k c_k log(1 + (rho - 1) M q_k / m_k) -
+    (rho - 1) M``, and ``M q_k / m_k = share q_k / s_k`` is the bin's ``ratio``: a record
+    where the baseline puts few records and surges put many (a confident negative in a
+    topic that rarely has one) weighs most. Under no change ``E[exp(.)] = 1`` exactly, so
+    the false-alarm bound is kept.
+    """
+    assert ratio is not None
+    return np.log1p((rho - 1.0) * ratio)
 
 
 #: Pseudo-records that keep the volume factor near 1 on thin series.

@@ -1,9 +1,9 @@
 """What the detector remembers per series: fine buckets for detection, coarse slots for baselines.
 
 - **Fine buckets** (``bucket_s``, 15 s by default) over the detection horizon (1 h): a numpy
-  ring per series of record counts, negatives by label and negative mass (sum of
-  P(negative)). The detector reads them as arrays.
-- **Coarse slots** (``slot_s``, 15 min) over the history (7 days): the same three sums, from
+  ring per series of record counts, negatives by label, negative mass (sum of P(negative))
+  and records per P(negative) decile (:data:`SCORE_BINS`). The detector reads them as arrays.
+- **Coarse slots** (``slot_s``, 15 min) over the history (7 days): the same sums, from
   which :mod:`sentimon.monitor.baseline` fits the time-of-day baseline.
 
 Both are keyed by absolute bucket/slot number, so a record lands in the same place whatever
@@ -20,18 +20,28 @@ import numpy as np
 
 from sentimon.monitor.windows import SCORE_UNITS, Key
 
-#: Slot sums: records, negatives by label, negative mass in micro-units.
+#: Slot sums: records, negatives by label, negative mass in micro-units, then the records
+#: of each P(negative) bin (``Slot[BIN0 + k]``).
 Slot = list[int]
+#: Equal-width bins of P(negative): the score profile the ``scores`` evidence reads.
+SCORE_BINS = 10
+BIN0 = 3
+
+
+def score_bin(p_negative: float) -> int:
+    """The P(negative) bin of a record: ``[k/10, (k+1)/10)``, 1.0 in the last."""
+    return min(SCORE_BINS - 1, max(0, math.floor(p_negative * SCORE_BINS)))
 
 
 class _Ring:
-    __slots__ = ("ids", "mass", "n", "neg")
+    __slots__ = ("bins", "ids", "mass", "n", "neg")
 
     def __init__(self, size: int) -> None:
         self.ids = np.full(size, -1, dtype=np.int64)
         self.n = np.zeros(size, dtype=np.int64)
         self.neg = np.zeros(size, dtype=np.int64)
         self.mass = np.zeros(size, dtype=np.int64)
+        self.bins = np.zeros((size, SCORE_BINS), dtype=np.int64)
 
 
 class EventHistory:
@@ -67,6 +77,7 @@ class EventHistory:
         assert wm is not None
         mass = round(p_negative * SCORE_UNITS)
         neg = int(negative)
+        k = BIN0 + score_bin(p_negative)
         in_fine = bucket > wm - self.horizon
         pos = bucket % self.horizon
         if slot < self.baseline_end_slot():
@@ -79,19 +90,21 @@ class EventHistory:
                 if ring.ids[pos] != bucket:
                     ring.ids[pos] = bucket
                     ring.n[pos] = ring.neg[pos] = ring.mass[pos] = 0
+                    ring.bins[pos] = 0
                 ring.n[pos] += 1
                 ring.neg[pos] += neg
                 ring.mass[pos] += mass
+                ring.bins[pos, k - BIN0] += 1
             if self._newest_slot is not None and slot <= self._newest_slot - self.history_slots:
                 continue  # that slot has been forgotten: counting it again would depend on order
             slots = self.coarse.setdefault(key, {})
             acc = slots.get(slot)
             if acc is None:
-                slots[slot] = [1, neg, mass]
-            else:
-                acc[0] += 1
-                acc[1] += neg
-                acc[2] += mass
+                acc = slots[slot] = [0] * (BIN0 + SCORE_BINS)
+            acc[0] += 1
+            acc[1] += neg
+            acc[2] += mass
+            acc[k] += 1
 
     def baseline_end_slot(self) -> int:
         """First slot not wholly before the horizon: baselines use the slots before it."""
@@ -146,6 +159,17 @@ class EventHistory:
             n[at] = ring.n[valid]
             neg[at] = ring.mass[valid] / SCORE_UNITS if soft else ring.neg[valid]
         return buckets, n, neg
+
+    def window_bins(self, key: Key) -> np.ndarray:
+        """Records per P(negative) bin in each bucket of :meth:`window` (horizon x bins)."""
+        out = np.zeros((self.horizon, SCORE_BINS))
+        wm, ring = self.watermark_bucket, self._fine.get(key)
+        if wm is None or ring is None:
+            return out
+        first = wm - self.horizon + 1
+        valid = ring.ids >= first
+        out[ring.ids[valid] - first] = ring.bins[valid]
+        return out
 
     def series(self) -> list[Key]:
         """Every series with records in the history."""

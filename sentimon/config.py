@@ -267,10 +267,11 @@ class MonitorSettings(_Section):
         900, ge=1, description="Resolution of the baseline history in seconds "
         "(SENTIMON_MONITOR__BASELINE_SLOT_S).",
     )
-    evidence: Literal["probability", "argmax"] = Field(
-        "probability", description="Expected negatives from the model's P(negative) "
-        "('probability') or from counting negative labels ('argmax') "
-        "(SENTIMON_MONITOR__EVIDENCE).",
+    evidence: Literal["scores", "probability", "argmax"] = Field(
+        "scores", description="What the detector counts: records weighted by how much more "
+        "often their P(negative) occurs in a surge than in the series' baseline ('scores', "
+        "the likelihood ratio of the records' P(negative) profile), the sum of P(negative) "
+        "('probability') or the negative labels ('argmax') (SENTIMON_MONITOR__EVIDENCE).",
     )
     live_idle_s: float = Field(
         30.0, gt=0, description="On a live stream (newest event within the detection horizon "

@@ -147,3 +147,46 @@ def test_weekends_get_their_own_level_once_the_history_holds_one() -> None:
     base, monday, saturday = fit(10)  # the next Thursday, after a weekend
     assert monday == pytest.approx(60, rel=0.15)
     assert saturday == pytest.approx(20, rel=0.25)
+
+
+def _scored_stream(h: EventHistory, *, days: int = 2, confident_every: int = 50) -> None:
+    """A busy topic of mostly confident non-negatives; one record in 50 confidently negative."""
+    rng = np.random.default_rng(6)
+    for i, ts in enumerate(np.sort(rng.uniform(0, days * 86400, days * 96 * 60))):
+        add(h, T0 + float(ts), BUSY, 0.95 if i % confident_every == 0 else 0.03)
+
+
+def test_score_ratio_weighs_the_deciles_a_surge_fills_and_the_baseline_does_not() -> None:
+    h = history()
+    _scored_stream(h)
+    market = fit_market(h, MARKET, end_slot=h.baseline_end_slot(), soft=True, scores=True)
+    assert market is not None
+    base = fit_series(h, BUSY, market, family_size=1, soft=True, scores=True)
+    assert base.score_ratio is not None
+    # The surge profile is the confident negatives: all in the top decile (less pseudo-records).
+    assert market.profile[-1] > 0.9
+    # share (~0.049) * profile (~1) / bins (~0.02): a confident negative weighs ~2.4 records.
+    assert base.score_ratio[-1] == pytest.approx(base.share / 0.02, rel=0.1)
+    assert base.score_ratio[0] < 0.01
+    # Independent records: the weighted statistic varies like Poisson.
+    assert 1.0 <= base.dispersion <= 1.3
+
+
+def test_a_past_burst_of_confident_negatives_does_not_dull_the_scores() -> None:
+    """A burst of confident negatives would double the top decile's share if counted; the
+    outlier tests leave its slot out, so the next burst weighs as much."""
+    clean, burst = history(), history()
+    _scored_stream(clean)
+    _scored_stream(burst)
+    for ts in np.linspace(T0 + 86400 + 10 * 3600, T0 + 86400 + 10 * 3600 + 600, 30):
+        add(burst, float(ts), BUSY, 0.95)
+    ratios = []
+    for h in (clean, burst):
+        market = fit_market(h, MARKET, end_slot=h.baseline_end_slot(), soft=True, scores=True)
+        assert market is not None
+        base = fit_series(h, BUSY, market, family_size=1, soft=True, scores=True)
+        assert base.score_ratio is not None
+        ratios.append(base.score_ratio[-1])
+        if h is burst:
+            assert base.excluded >= 1
+    assert ratios[1] == pytest.approx(ratios[0], rel=0.1)
