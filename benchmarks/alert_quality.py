@@ -42,8 +42,9 @@ def main() -> int:
                    help="also run the old z statistic (for: 10m) on the same bursts")
     p.add_argument("--legacy-rates", default="17", help="volumes for --legacy (default 17)")
     p.add_argument("--other-evidence-rates", default="",
-                   help="volumes at which the detector also runs on the other evidence than "
-                   "monitor.evidence (argmax counts vs sum of P(negative)), e.g. 17")
+                   help="volumes at which the detector also runs on another evidence than "
+                   "monitor.evidence (the sum of P(negative), or argmax counts when "
+                   "monitor.evidence is probability), e.g. 17")
     p.add_argument("--no-detector", action="store_true",
                    help="skip the default detector (e.g. only --legacy at more volumes)")
     p.add_argument("--json-out", type=Path, help="write all figures as JSON")
