@@ -1,8 +1,5 @@
 """The change detector: a mixture Shiryaev-Roberts statistic on expected negatives.
 
-(The default ``scores`` evidence refines the per-bucket likelihood ratio below with the
-records' P(negative) profile: :func:`score_gain`.)
-
 Per series (a topic, a watchlist ticker, the market) and per bucket ``b`` of event time the
 monitor knows ``x_b``, the negatives observed (the sum of the model's P(negative) over the
 bucket's records, or their count with argmax labels), and ``mu_b``, the negatives its
@@ -12,9 +9,12 @@ one ``rho`` the Poisson log-likelihood ratio of bucket ``b`` is
 
     l_b(rho) = x_b log(rho) - mu_b (rho - 1)
 
-and the Shiryaev-Roberts statistic sums the likelihood ratio of "the change began at tau"
-over every candidate ``tau`` in the detection horizon, mixed over a few multiples ``rho``
-with equal weights (a surge of unknown size):
+(with the default ``scores`` evidence, ``x_b log(rho)`` becomes the weighted count of the
+bucket's records by P(negative) decile of :func:`score_gain`, the same likelihood ratio for
+records whose P(negative) is informative beyond its mean) and the Shiryaev-Roberts
+statistic sums the likelihood ratio of "the change began at tau" over every candidate
+``tau`` in the detection horizon, mixed over a few multiples ``rho`` with equal weights (a
+surge of unknown size):
 
     R_B = sum_rho w_rho sum_tau exp(sum_{b=tau..B} l_b(rho))
 
@@ -95,13 +95,15 @@ def log_sr(x: np.ndarray, mu: np.ndarray, *, y: np.ndarray | None = None,
     # Suffix sums: everything from a candidate change point tau to the last bucket.
     xs = np.cumsum(x[::-1])
     ms = np.cumsum(mu[::-1])
-    cs = None if counts is None or ratio is None else np.cumsum(counts[::-1], axis=0)
+    cs, r = None, np.zeros(0)
+    if counts is not None and ratio is not None:
+        cs, r = np.cumsum(counts[::-1], axis=0), ratio
     if y is not None and nu is not None:
         ms = ms * volume_factor(np.cumsum(y[::-1]), np.cumsum(nu[::-1]))
     best_rho, best, terms = rises[0], -math.inf, []
     log_w = -math.log(len(rises))
     for rho in rises:
-        gain = xs * math.log(rho) if cs is None else cs @ score_gain(rho, ratio)
+        gain = xs * math.log(rho) if cs is None else cs @ score_gain(rho, r)
         # The log-likelihood ratio of "the change began at tau", for every tau.
         suffix = (gain - ms * (rho - 1.0)) / phi
         top = float(suffix.max())
@@ -113,7 +115,7 @@ def log_sr(x: np.ndarray, mu: np.ndarray, *, y: np.ndarray | None = None,
     return top + math.log(sum(math.exp(t - top) for t in terms)), best_rho
 
 
-def score_gain(rho: float, ratio: np.ndarray | None) -> np.ndarray:
+def score_gain(rho: float, ratio: np.ndarray) -> np.ndarray:
     """Log-likelihood gain of one record in each P(negative) bin when negatives rise ``rho``-fold.
 
     The baseline expects ``m_k`` records in bin ``k`` and ``M = sum_k m_k p_k`` negatives;
@@ -124,7 +126,6 @@ def score_gain(rho: float, ratio: np.ndarray | None) -> np.ndarray:
     topic that rarely has one) weighs most. Under no change ``E[exp(.)] = 1`` exactly, so
     the false-alarm bound is kept.
     """
-    assert ratio is not None
     return np.log1p((rho - 1.0) * ratio)
 
 
