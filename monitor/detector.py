@@ -95,27 +95,23 @@ def log_sr(x: np.ndarray, mu: np.ndarray, *, y: np.ndarray | None = None,
     # Suffix sums: everything from a candidate change point tau to the last bucket.
     xs = np.cumsum(x[::-1])
     ms = np.cumsum(mu[::-1])
-    cs, r = None, np.zeros(0)
-    if counts is not None and ratio is not None:
-        cs, r = np.cumsum(counts[::-1], axis=0), ratio
     if y is not None and nu is not None:
         ms = ms * volume_factor(np.cumsum(y[::-1]), np.cumsum(nu[::-1]))
-    best_rho, best, terms = rises[0], -math.inf, []
-    log_w = -math.log(len(rises))
-    for rho in rises:
-        gain = xs * math.log(rho) if cs is None else cs @ score_gain(rho, r)
-        # The log-likelihood ratio of "the change began at tau", for every tau.
-        suffix = (gain - ms * (rho - 1.0)) / phi
-        top = float(suffix.max())
-        term = top + math.log(float(np.exp(suffix - top).sum())) + log_w
-        terms.append(term)
-        if term > best:
-            best, best_rho = term, rho
-    top = max(terms)
-    return top + math.log(sum(math.exp(t - top) for t in terms)), best_rho
+    rho = np.asarray(rises, dtype=np.float64)
+    # One column per multiple: the log-likelihood ratio of "the change began at tau", per tau.
+    if counts is not None and ratio is not None:
+        gain = np.cumsum(counts[::-1], axis=0) @ score_gain(rho[None, :], ratio[:, None])
+    else:
+        gain = xs[:, None] * np.log(rho)[None, :]
+    suffix = (gain - ms[:, None] * (rho - 1.0)[None, :]) / phi
+    top = suffix.max(axis=0)
+    terms = top + np.log(np.exp(suffix - top).sum(axis=0)) - math.log(len(rises))
+    best = int(terms.argmax())
+    peak = float(terms[best])
+    return peak + math.log(float(np.exp(terms - peak).sum())), rises[best]
 
 
-def score_gain(rho: float, ratio: np.ndarray) -> np.ndarray:
+def score_gain(rho: float | np.ndarray, ratio: np.ndarray) -> np.ndarray:
     """Log-likelihood gain of one record in each P(negative) bin when negatives rise ``rho``-fold.
 
     The baseline expects ``m_k`` records in bin ``k`` and ``M = sum_k m_k p_k`` negatives;
