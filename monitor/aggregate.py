@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Literal
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class DetectorConfig:
     min_history_s: float = 86_400.0  # observed history before a series can alarm
     #: ``scores``: records weighted by their P(negative) bin (marked Poisson likelihood);
     #: ``probability``: the sum of P(negative); ``argmax``: the count of negative labels.
-    evidence: str = "scores"
+    evidence: Literal["scores", "probability", "argmax"] = "scores"
     rises: tuple[float, ...] = RISE_MULTIPLES
 
     @property

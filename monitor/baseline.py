@@ -81,7 +81,7 @@ class Baseline:
     tod: np.ndarray  # 24 factors of the rate by hour of day (UTC)
     slots: int  # observed slots of history behind the fit
     excluded: int  # slots left out as outliers
-    dispersion: float = 1.0  # variance of the slot negatives over their mean (>= 1)
+    dispersion: float = 1.0  # variance of the slot statistic over its Poisson variance (>= 1)
     week: tuple[float, float] = (1.0, 1.0)  # factors of the rate on weekdays, at weekends
     #: Per P(negative) decile: a surge's share of records there over the baseline's, per
     #: unit of negative share (``share * profile / bins``); None before a fit with deciles.
@@ -166,28 +166,35 @@ def _score_ratio(share: float, profile: np.ndarray, bins: np.ndarray) -> np.ndar
     return np.asarray(share * profile / np.maximum(bins, 1e-12))
 
 
+def _weighted(c: np.ndarray, n_expected: np.ndarray, bins: np.ndarray,
+              ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Per slot: the detector's weighted record sum, its Poisson mean and variance; max weight.
+
+    The ``scores`` statistic adds records weighted by ``log(1 + (rho - 1) ratio)``, here at
+    ``rho`` = :data:`DISPERSION_RISE`.
+    """
+    gain = np.log1p((DISPERSION_RISE - 1.0) * ratio)
+    m = n_expected[:, None] * bins[None, :]
+    return c @ gain, m @ gain, m @ gain**2, float(gain.max())
+
+
 def _score_outliers(c: np.ndarray, n_expected: np.ndarray, bins: np.ndarray,
                     ratio: np.ndarray) -> np.ndarray:
     """Slots whose records, weighted as the detector weighs them, are far above the fit."""
-    gain = np.log1p((DISPERSION_RISE - 1.0) * ratio)
-    m = n_expected[:, None] * bins[None, :]
-    ez, var = m @ gain, m @ gain**2
-    return np.asarray(c @ gain > ez + OUTLIER_Z * np.sqrt(var) + OUTLIER_ADD * gain.max())
+    z, ez, var, top = _weighted(c, n_expected, bins, ratio)
+    return np.asarray(z > ez + OUTLIER_Z * np.sqrt(var) + OUTLIER_ADD * top)
 
 
 def _score_dispersion(c: np.ndarray, n_expected: np.ndarray, bins: np.ndarray,
                       ratio: np.ndarray, w: np.ndarray) -> float:
     """Pearson's ratio for the detector's weighted sum of slot records, shrunk toward 1.
 
-    The ``scores`` statistic adds records weighted by ``log(1 + (rho - 1) ratio)``; its
-    variance over the slots against the Poisson variance says how much of its evidence a
-    slot really carries (clusters of copies of a very negative text weigh heavily).
+    Its variance over the slots against the Poisson variance says how much of its evidence
+    a slot really carries (clusters of copies of a very negative text weigh heavily).
     """
-    gain = np.log1p((DISPERSION_RISE - 1.0) * ratio)
-    m = n_expected[:, None] * bins[None, :]
-    ez, var = m @ gain, m @ gain**2
+    z, ez, var, _ = _weighted(c, n_expected, bins, ratio)
     ok = var > 1e-12
-    r2 = (c[ok] @ gain - ez[ok]) ** 2 / var[ok]
+    r2 = (z[ok] - ez[ok]) ** 2 / var[ok]
     phi = ((w[ok] * r2).sum() + DISPERSION_PRIOR_SLOTS) / (w[ok].sum() + DISPERSION_PRIOR_SLOTS)
     return float(min(max(phi, 1.0), MAX_DISPERSION))
 
