@@ -463,14 +463,14 @@ class Scorer:
         now_ms = int(time.time() * 1000)
         topics = self.settings.topics
         sent: list[tuple[Any, str, Item, Rejection | None]] = []
+        dead: list[tuple[Item, Rejection]] = []
         scored_by_topic: dict[str, int] = {}
         dead_by_reason: dict[str, int] = {}
         e2e: list[float] = []
         for it in batch.items:
             res: Any = by_item.get(id(it), it.result)
             if isinstance(res, Rejection):
-                key, value = dead_letter_record(it.raw, res, now_ms=now_ms)
-                sent.append((self._send(topics.dlq, key, value), topics.dlq, it, res))
+                dead.append((it, res))
                 dead_by_reason[res.reason] = dead_by_reason.get(res.reason, 0) + 1
             else:
                 msg = it.result
@@ -481,6 +481,15 @@ class Scorer:
                 scored_by_topic[it.raw.topic] = scored_by_topic.get(it.raw.topic, 0) + 1
                 e2e.append((now_ms - msg.ts_ms) / 1000)
         self._await_acks(sent, now_ms=now_ms)
+        if dead:
+            # Dead letters go after the scored records are acknowledged: kafka-python's sender
+            # treats a record the broker refuses for its size as fatal and aborts every batch
+            # still pending with that error, scored records included (seen in CI).
+            sent = []
+            for it, res in dead:
+                key, value = dead_letter_record(it.raw, res, now_ms=now_ms)
+                sent.append((self._send(topics.dlq, key, value), topics.dlq, it, res))
+            self._await_acks(sent, now_ms=now_ms)
         for topic, n in scored_by_topic.items():
             self.metrics.scored.labels(topic=topic).inc(n)
         for reason, n in dead_by_reason.items():
