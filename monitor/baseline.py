@@ -68,6 +68,8 @@ MAX_DISPERSION = 8.0
 DEFAULT_HALF_LIFE_S = 86_400.0
 #: Pseudo-records per decile in the surge profile: no decile is ruled out of a surge.
 PROFILE_PRIOR_RECORDS = 1.0
+#: The market's deciles before any record: equal.
+EVEN_BINS = np.full(SCORE_BINS, 1.0 / SCORE_BINS)
 #: The rise at which the dispersion of the ``scores`` statistic is measured.
 DISPERSION_RISE = 2.0
 
@@ -178,6 +180,20 @@ def _weighted(c: np.ndarray, n_expected: np.ndarray, bins: np.ndarray,
     return c @ gain, m @ gain, m @ gain**2, float(gain.max())
 
 
+def _fit_outliers(x: np.ndarray, c: np.ndarray, n_expected: np.ndarray, share: float, *,
+                  scores: bool, w: np.ndarray, prior_bins: np.ndarray,
+                  profile: np.ndarray | None = None) -> np.ndarray:
+    """Slots to leave out of the next fit: too many negatives or, with ``scores``, too
+    heavy a weighted record sum against the deciles fitted with weights ``w`` (and the
+    surge ``profile``; None: the series' own, for the market)."""
+    out = _outliers(x, n_expected * share)
+    if scores:
+        bins = _bin_shares(c, w, prior_bins)
+        q = _profile(c, w) if profile is None else profile
+        out |= _score_outliers(c, n_expected, bins, _score_ratio(share, q, bins))
+    return out
+
+
 def _score_outliers(c: np.ndarray, n_expected: np.ndarray, bins: np.ndarray,
                     ratio: np.ndarray) -> np.ndarray:
     """Slots whose records, weighted as the detector weighs them, are far above the fit."""
@@ -256,16 +272,11 @@ def fit_market(history: EventHistory, market: Key, *, end_slot: int, soft: bool,
         weight = tod[hours] * week[weekend]
         rate = (w * n).sum() / (w * weight).sum()
         share = ((w * x).sum() + SHARE_PRIOR_RECORDS / 3) / ((w * n).sum() + SHARE_PRIOR_RECORDS)
-        bins = _bin_shares(c, w, np.full(SCORE_BINS, 1.0 / SCORE_BINS))
-        profile = _profile(c, w)
-        ratio = _score_ratio(float(share), profile, bins)
-        out = _outliers(x, rate * weight * share)
-        if scores:
-            out |= _score_outliers(c, rate * weight, bins, ratio)
-        keep = ~out
+        keep = ~_fit_outliers(x, c, rate * weight, float(share), scores=scores, w=w,
+                              prior_bins=EVEN_BINS)
     w = recency * keep
     week_t = (float(week[0]), float(week[1]))
-    bins = _bin_shares(c, w, np.full(SCORE_BINS, 1.0 / SCORE_BINS))
+    bins = _bin_shares(c, w, EVEN_BINS)
     profile = _profile(c, w)
     ratio = _score_ratio(float(share), profile, bins)
     phi = (_score_dispersion(c, rate * weight, bins, ratio, w) if scores
@@ -291,12 +302,8 @@ def fit_series(history: EventHistory, key: Key, market: MarketFit, *, family_siz
             (w * weight).sum() + RATE_PRIOR_RECORDS / max(prior_rate, 1e-9))
         share = ((w * x).sum() + SHARE_PRIOR_RECORDS * market.share) / (
             (w * n).sum() + SHARE_PRIOR_RECORDS)
-        bins = _bin_shares(c, w, market.bins)
-        ratio = _score_ratio(float(share), market.profile, bins)
-        out = _outliers(x, rate * weight * share)
-        if scores:
-            out |= _score_outliers(c, rate * weight, bins, ratio)
-        keep = ~out
+        keep = ~_fit_outliers(x, c, rate * weight, float(share), scores=scores, w=w,
+                              prior_bins=market.bins, profile=market.profile)
     w = market.recency * keep
     bins = _bin_shares(c, w, market.bins)
     ratio = _score_ratio(float(share), market.profile, bins)

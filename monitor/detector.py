@@ -93,7 +93,6 @@ def log_sr(x: np.ndarray, mu: np.ndarray, *, y: np.ndarray | None = None,
     if len(x) == 0:
         return -math.inf, rises[0]
     # Suffix sums: everything from a candidate change point tau to the last bucket.
-    xs = np.cumsum(x[::-1])
     ms = np.cumsum(mu[::-1])
     if y is not None and nu is not None:
         ms = ms * volume_factor(np.cumsum(y[::-1]), np.cumsum(nu[::-1]))
@@ -102,7 +101,7 @@ def log_sr(x: np.ndarray, mu: np.ndarray, *, y: np.ndarray | None = None,
     if counts is not None and ratio is not None:
         gain = np.cumsum(counts[::-1], axis=0) @ score_gain(rho[None, :], ratio[:, None])
     else:
-        gain = xs[:, None] * np.log(rho)[None, :]
+        gain = np.cumsum(x[::-1])[:, None] * np.log(rho)[None, :]
     suffix = (gain - ms[:, None] * (rho - 1.0)[None, :]) / phi
     top = suffix.max(axis=0)
     terms = top + np.log(np.exp(suffix - top).sum(axis=0)) - math.log(len(rises))
