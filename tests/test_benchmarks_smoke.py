@@ -144,3 +144,18 @@ def test_bound_bench_prints_its_figures(tmp_path: Path) -> None:
     assert shipped["x_shipped"] == pytest.approx(1) and shipped["agree_topic"] == 1
     assert shipped["of_bound"] > 0
     assert len(doc["agreement_by_run_plan"]) == 3
+
+
+def test_delay_budget_prints_each_step(tmp_path: Path) -> None:
+    out_json = tmp_path / "budget.json"
+    out = _run(["benchmarks.delay_budget", "--topics", "Earnings", "--sizes", "40",
+                "--json-out", str(out_json)], timeout_s=240)
+    assert "| size | topic | oracle | size unknown | bound threshold | monitor |" in out
+    row = json.loads(out_json.read_text())["rows"][0]
+    assert row["topic"] == "Earnings" and row["bursts"] > 0
+    for step in ("oracle", "size unknown", "bound threshold", "monitor"):
+        assert 0 < row[step]["caught"] <= row["bursts"]  # 40 texts: every step catches some
+        assert len(row[step]["delays_s"]) == row[step]["caught"]
+    # The simulated thresholds sit below the bound the monitor uses.
+    t = row["thresholds"]
+    assert t["oracle"] < t["bound threshold"] and t["size unknown"] <= t["bound threshold"] + 0.3

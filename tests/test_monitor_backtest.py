@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sentimon.monitor import oracle, scenario
-from sentimon.monitor.backtest import BurstResult, Episode, _Rule, false_alerts, match, summarize
+from sentimon.monitor.backtest import (
+    BurstResult,
+    Episode,
+    _Rule,
+    false_alerts,
+    first_in,
+    match,
+    summarize,
+)
 from sentimon.monitor.scenario import Burst
 
 T0 = scenario.EPOCH
@@ -128,6 +137,29 @@ def test_oracle_threshold_meets_its_false_alarm_rate() -> None:
     burst = quiet.copy()
     burst[1000:1040] += rng.poisson(0.2, size=40)
     assert any(T0 + 1000 * 15 <= t <= T0 + 1040 * 15 for t in o.alarms(burst))
+
+
+def test_mixture_oracle_threshold_meets_its_false_alarm_rate() -> None:
+    """The size-blind oracle: simulated threshold within the Shiryaev-Roberts bound, its
+    false alarms near the rate asked on fresh data, and a burst caught later than by the
+    oracle that knows its size."""
+    mu0 = np.full(5760, 0.02)
+    rises = (1.5, 2.0, 4.0, 8.0, 16.0, 32.0)
+    h = oracle.calibrate_mixture(mu0, rises, alarms_per_day=0.5, days=200)
+    # log A for one series at 0.5 a day: the bound holds for any baseline, so it is higher.
+    assert 5.0 < h <= math.log(5760 / 0.5) + 0.3
+    blind = oracle.MixtureOracle(start=T0, bucket_s=15, mu0=mu0, rises=rises, threshold=h)
+    rng = np.random.default_rng(2)
+    quiet = rng.poisson(0.02, size=5760 * 20).astype(float)
+    assert 0 < len(blind.alarms(quiet)) / 20 < 1.5  # about 0.5 a day
+    known = oracle.Oracle(start=T0, bucket_s=15, mu0=mu0, extra=0.2,
+                          threshold=oracle.calibrate(mu0, 0.2, alarms_per_day=0.5, days=200))
+    burst = quiet.copy()
+    burst[1000:1040] += rng.poisson(0.2, size=40)
+    window = (T0 + 1000 * 15, T0 + 1060 * 15)
+    t_blind = first_in(blind.alarms(burst), *window)
+    t_known = first_in(known.alarms(burst), *window)
+    assert t_blind is not None and t_known is not None and t_known <= t_blind
 
 
 def _write_scored(records: list, path: Path) -> None:
