@@ -92,17 +92,27 @@ class _Rule:
 
 def replay(records: Iterable[ScoredRecord], *, settings: MonitorSettings, for_s: float,
            keep_s: float = 0.0, keys: Sequence[Key] | None = None, legacy: bool = False,
-           trace: Sequence[Key] = ()) -> Replay:
+           trace: Sequence[Key] = (), skip_quiet: bool = True) -> Replay:
     """Replay ``records`` (sorted by event time) and return the alerts that would have fired.
 
     ``for_s`` and ``keep_s`` are the rules' ``for:`` and ``keep_firing_for:``.
 
     ``keys`` limits the evaluated series (all of them by default); ``legacy`` evaluates the
     z statistic of the short-window share instead of the detector; ``trace`` records the
-    evidence of those series at every evaluation (for plots).
+    evidence of those series at every evaluation (for plots; a skipped quiet stretch shows
+    as one NaN).
+
+    ``skip_quiet`` jumps over the evaluations of a stretch without records once no rule is
+    pending or firing and the detection horizon holds no record: no series can alarm there
+    (every term of the statistic is at most 1, so ``log R <= log(horizon buckets)``, below
+    every threshold), so the alerts are the same, and a long sparse history (years of a few
+    headlines a day) replays in seconds instead of one evaluation per 15 s of it.
     """
     agg = Aggregator.from_settings(settings)
     bucket_s = agg.windows.bucket_s
+    horizon_b = math.ceil(agg.detector.horizon_s / bucket_s)
+    # Buckets after the last record until nothing can be pending or firing any more.
+    settle_b = horizon_b + math.ceil((for_s + keep_s) / bucket_s) + 2
     rules: dict[Key, _Rule] = {}
     episodes: list[Episode] = []
     out = Replay(start=math.nan, end=math.nan, bucket_s=bucket_s, episodes=episodes)
@@ -140,17 +150,36 @@ def replay(records: Iterable[ScoredRecord], *, settings: MonitorSettings, for_s:
             if ended is not None:
                 episodes.append(Episode(k, *ended))
 
+    def can_skip(quiet_buckets: int) -> bool:
+        if legacy or not skip_quiet or quiet_buckets <= settle_b:
+            return False
+        if any(r.pending is not None or r.fired is not None for r in rules.values()):
+            return False
+        return min(agg.thresholds().values()) > math.log(horizon_b)
+
     current: int | None = None
+    last = 0  # bucket of the last record
     for rec in records:
         b = math.floor(rec.ts / bucket_s)
         if current is None:
             current = b
             out.start = rec.ts
         while b > current:
+            if b - current > 1 and can_skip(current - last):
+                if trace:
+                    out.trace_times.append((current + 1) * bucket_s)
+                    for k in trace:
+                        out.trace[k].append(math.nan)
+                        out.thresholds[k].append(math.nan)
+                        out.flags[k].append(False)
+                current = b - 1
+                agg.advance_to(current * bucket_s)
+                continue
             evaluate((current + 1) * bucket_s)
             current += 1
             agg.advance_to(current * bucket_s)
         agg.add(rec)
+        last = b
         out.end = rec.ts
     if current is not None:
         evaluate((current + 1) * bucket_s)
