@@ -193,7 +193,7 @@ def format_report(report: Any, *, header: str) -> str:
     """The backtest's figures as a table for people."""
     lines = [header,
              f"stream: {report.records:,} records over {report.days:.2f} days "
-             f"({report.rate_per_min:.1f} messages a minute)"]
+             f"({report.rate_per_min:.3g} messages a minute)"]
     fa = report.false_alerts_per_day()
     lines.append("false alerts a day: " + ", ".join(
         f"{k} {v:.2f} ({report.false_alerts[k]})" for k, v in fa.items()))

@@ -175,6 +175,13 @@ class EventHistory:
         """Every series with records in the history."""
         return list(self.coarse)
 
+    def recent_series(self) -> set[Key]:
+        """The series with at least one record over the horizon ending at the watermark."""
+        if self.watermark_bucket is None:
+            return set()
+        first = self.watermark_bucket - self.horizon + 1
+        return {key for key, ring in self._fine.items() if int(ring.ids.max()) >= first}
+
     def reset(self) -> None:
         self._fine.clear()
         self.coarse.clear()
