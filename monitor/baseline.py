@@ -4,8 +4,10 @@ Fitted from the coarse slots of :class:`~sentimon.monitor.history.EventHistory` 
 wholly before the detection horizon (so a surge in progress never raises its own baseline):
 
 - **Observed time.** Slots count as exposure from the market's first record on, except
-  runs of :data:`OUTAGE_SLOTS` or more slots without a single market record: an outage of
-  the whole stream lowers no rate, while a quiet quarter-hour at night still counts.
+  runs of :data:`OUTAGE_SLOTS` or more slots without a single market record in which the
+  stream's average rate would have put :data:`OUTAGE_RECORDS` records: an outage of the
+  whole stream lowers no rate, while a quiet quarter-hour at night, or the hours between
+  the headlines of a feed that carries a few a day, still count.
 - **Time of day.** The market's records per slot by hour of day, divided by its mean, give
   24 factors, each shrunk toward 1 with :data:`TOD_PRIOR_RECORDS` pseudo-records (an hour
   seen with few records borrows from the day). Every series uses the market's shape: a topic with 20 records a day
@@ -42,6 +44,7 @@ wholly before the detection horizon (so a surge in progress never raises its own
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +57,8 @@ RATE_PRIOR_RECORDS = 2.0
 SHARE_PRIOR_RECORDS = 20.0
 #: This many consecutive slots without any market record are an outage, not a quiet spell.
 OUTAGE_SLOTS = 4
+#: Records the stream's average rate would put in a gap before it counts as an outage.
+OUTAGE_RECORDS = 10.0
 #: Observed slots of history needed before a series can alarm (1 hour at 15-minute slots).
 MIN_HISTORY_SLOTS = 4
 #: A slot is an outlier when its negatives exceed ``m + OUTLIER_Z sqrt(m) + OUTLIER_ADD``.
@@ -215,12 +220,20 @@ def _score_dispersion(c: np.ndarray, n_expected: np.ndarray, bins: np.ndarray,
     return float(min(max(phi, 1.0), MAX_DISPERSION))
 
 
-def _observed(seen: np.ndarray, end_slot: int) -> np.ndarray:
-    """Slots from the first seen one to ``end_slot``, less gaps of OUTAGE_SLOTS or more."""
+def _observed(seen: np.ndarray, end_slot: int, *, records: float) -> np.ndarray:
+    """Slots from the first seen one to ``end_slot``, less the gaps that are outages.
+
+    A gap is an outage when it is at least OUTAGE_SLOTS long and the stream's average rate
+    (``records`` over the span) would have put OUTAGE_RECORDS records in it: on a busy
+    stream an hour without a record is a dead feed, on a feed of a few headlines a day it is
+    an ordinary quiet spell, which is exposure like any other.
+    """
     if len(seen) == 0:
         return seen
+    per_slot = records / max(1, end_slot - int(seen[0]))
+    outage = max(OUTAGE_SLOTS, math.ceil(OUTAGE_RECORDS / max(per_slot, 1e-12)))
     bounds = np.append(seen, end_slot)
-    parts = [np.arange(a, b if b - a <= OUTAGE_SLOTS else a + 1, dtype=np.int64)
+    parts = [np.arange(a, b if b - a <= outage else a + 1, dtype=np.int64)
              for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
     return np.concatenate(parts)
 
@@ -256,7 +269,8 @@ def fit_market(history: EventHistory, market: Key, *, end_slot: int, soft: bool,
     slots = history.coarse.get(market, {})
     seen = np.array(sorted(s for s, acc in slots.items() if start <= s < end_slot and acc[0]),
                     dtype=np.int64)
-    observed = _observed(seen, end_slot)
+    records = float(sum(slots[s][0] for s in seen.tolist()))
+    observed = _observed(seen, end_slot, records=records)
     if len(observed) < min_slots:
         return None
     hours = _hours(observed, history.slot_s)

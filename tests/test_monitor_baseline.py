@@ -104,6 +104,20 @@ def test_an_outage_lowers_no_rate() -> None:
     assert expected[1] == pytest.approx(expected[0], rel=0.1)
 
 
+def test_the_quiet_hours_of_a_sparse_feed_are_exposure() -> None:
+    """A feed of a few headlines a day: the hours between them are quiet, not an outage, so
+    the feed gets a baseline (at its true rate) after a day, as a busy one does."""
+    h = history()
+    rng = np.random.default_rng(4)
+    for ts in np.sort(rng.uniform(T0, T0 + 3 * 86400, 12)):  # 4 a day
+        add(h, float(ts), BUSY, 0.3)
+    market = fit_market(h, MARKET, end_slot=h.baseline_end_slot(), soft=True, min_slots=96)
+    assert market is not None
+    assert len(market.observed) > 2 * 96
+    per_day = market.rate * 96
+    assert 2 < per_day < 8
+
+
 @pytest.mark.parametrize(("copies", "low", "high"), [(1, 1.0, 1.25), (4, 3.0, 4.6)])
 def test_dispersion_counts_clusters(copies: int, low: float, high: float) -> None:
     """Independent negatives give dispersion ~1; each arriving as 4 copies gives ~4."""
