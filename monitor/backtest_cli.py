@@ -84,6 +84,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(func=run)
 
 
+#: Above this share of records at exactly midnight UTC, the stream's times look like dates.
+DATE_ONLY_SHARE = 0.5
+
+
 def _load_stream(path: Path, settings: Settings) -> list[Any]:
     """Scored records as they are, or texts scored with the released model."""
     from sentimon.monitor.records import MalformedRecord, parse_scored
@@ -273,6 +277,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not clean:
         print("sentimon backtest: the stream is empty", file=sys.stderr)
         return 2
+    midnight = sum(1 for r in clean if r.ts % 86_400 == 0) / len(clean)
+    if midnight > DATE_ONLY_SHARE:
+        print(f"sentimon backtest: warning: {midnight:.0%} of the records are stamped exactly "
+              "00:00:00 UTC, a date without a time of day. The detector watches minutes, so "
+              "a day's records arriving in one instant are a burst each midnight and a feed "
+              "silent in between (its hours count as outages): give records the time they "
+              "were published, or expect few alerts.", file=sys.stderr)
     if args.shuffle:
         clean = scenario.null_twin(clean, seed=args.seed)
         source += ", shuffled (null twin)"

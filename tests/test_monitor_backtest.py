@@ -253,3 +253,22 @@ def test_backtest_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     bad.write_text('[{"topic": "Macro"}]')
     with pytest.raises(SystemExit, match="truth"):
         main(["backtest", "--rate", "34", "--truth", str(bad)])
+
+
+def test_backtest_cli_warns_about_dates_without_a_time(
+        small: list, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A feed stamped with dates only (00:00:00 UTC) is named as such, not silently unwatched."""
+    from dataclasses import replace
+
+    from sentimon.cli import main
+
+    dated = [replace(r, ts=float(r.ts // 86_400 * 86_400 + i // 40 * 86_400))
+             for i, r in enumerate(small[:400])]
+    stream = tmp_path / "dated.jsonl"
+    _write_scored(dated, stream)
+    assert main(["backtest", str(stream), "--no-oracle"]) == 0
+    err = capsys.readouterr().err
+    assert "100% of the records are stamped exactly 00:00:00 UTC" in err
+    _write_scored(small[:400], stream)
+    assert main(["backtest", str(stream), "--no-oracle"]) == 0
+    assert "00:00:00" not in capsys.readouterr().err
