@@ -12,7 +12,7 @@ how much of the signal the monitor uses.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,16 +144,7 @@ def calibrate(mu0: np.ndarray, extra: float, *, alarms_per_day: float, days: int
                 s[over] = 0.0
         return hits / days
 
-    lo, hi = 0.0, 5.0
-    while rate(hi) > alarms_per_day and hi < 80:
-        lo, hi = hi, hi * 2
-    while hi - lo > 0.01:
-        mid = (lo + hi) / 2
-        if rate(mid) > alarms_per_day:
-            lo = mid
-        else:
-            hi = mid
-    return hi
+    return _lowest_threshold(rate, alarms_per_day, start=5.0)
 
 
 def calibrate_mixture(mu0: np.ndarray, rises: Sequence[float], *, alarms_per_day: float,
@@ -181,7 +172,13 @@ def calibrate_mixture(mu0: np.ndarray, rises: Sequence[float], *, alarms_per_day
                 r[over] = 0.0
         return hits / days
 
-    lo, hi = 0.0, 10.0
+    return _lowest_threshold(rate, alarms_per_day, start=10.0)
+
+
+def _lowest_threshold(rate: Callable[[float], float], alarms_per_day: float, *,
+                      start: float) -> float:
+    """The lowest threshold (to 0.01 nats) whose simulated ``rate`` is at most ``alarms_per_day``."""
+    lo, hi = 0.0, start
     while rate(hi) > alarms_per_day and hi < 80:
         lo, hi = hi, hi * 2
     while hi - lo > 0.01:
