@@ -27,6 +27,7 @@ import pandas as pd
 
 from sentimon.config import MonitorSettings
 from sentimon.monitor.aggregate import MARKET, Aggregator
+from sentimon.monitor.detector import threshold as log_threshold
 from sentimon.monitor.records import ScoredRecord
 from sentimon.monitor.scenario import DAY, Burst
 from sentimon.monitor.windows import Key
@@ -113,6 +114,13 @@ def replay(records: Iterable[ScoredRecord], *, settings: MonitorSettings, for_s:
     horizon_b = math.ceil(agg.detector.horizon_s / bucket_s)
     # Buckets after the last record until nothing can be pending or firing any more.
     settle_b = horizon_b + math.ceil((for_s + keep_s) / bucket_s) + 2
+    # A series without a record in the horizon cannot alarm while every threshold exceeds
+    # log(horizon buckets); thresholds only grow with the series, so one series bounds them.
+    cfg = agg.detector
+    skip = skip_quiet and not legacy and min(
+        log_threshold(false_alerts_per_day=f, n_series=1, bucket_s=bucket_s)
+        for f in (cfg.false_alerts_per_day_topics, cfg.false_alerts_per_day_tickers)
+    ) > math.log(horizon_b)
     rules: dict[Key, _Rule] = {}
     episodes: list[Episode] = []
     out = Replay(start=math.nan, end=math.nan, bucket_s=bucket_s, episodes=episodes)
@@ -134,8 +142,7 @@ def replay(records: Iterable[ScoredRecord], *, settings: MonitorSettings, for_s:
                     out.flags[k].append(z.spike)
         else:
             evaluated: Sequence[Key] | None = keys
-            if skip_quiet and min(agg.thresholds().values()) > math.log(horizon_b):
-                # A series without a record in the horizon cannot alarm (see above).
+            if skip:
                 recent = agg.history.recent_series()
                 evaluated = [k for k in (agg.history.series() if keys is None else keys)
                              if k in recent]
@@ -157,11 +164,8 @@ def replay(records: Iterable[ScoredRecord], *, settings: MonitorSettings, for_s:
                 episodes.append(Episode(k, *ended))
 
     def can_skip(quiet_buckets: int) -> bool:
-        if legacy or not skip_quiet or quiet_buckets <= settle_b:
-            return False
-        if any(r.pending is not None or r.fired is not None for r in rules.values()):
-            return False
-        return min(agg.thresholds().values()) > math.log(horizon_b)
+        return skip and quiet_buckets > settle_b and not any(
+            r.pending is not None or r.fired is not None for r in rules.values())
 
     current: int | None = None
     last = 0  # bucket of the last record

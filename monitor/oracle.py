@@ -50,8 +50,8 @@ class Oracle:
 
     def alarms(self, negatives: np.ndarray) -> list[float]:
         """Event times (bucket ends) at which the oracle alarms."""
-        hits = np.flatnonzero(self.path(negatives) >= self.threshold)
-        return [self.start + (int(i) + 1) * self.bucket_s for i in hits]
+        return _alarm_times(self.path(negatives), self.threshold, start=self.start,
+                            bucket_s=self.bucket_s)
 
     def _mu0_for(self, n: int) -> np.ndarray:
         return _by_bucket_of_day(self.mu0, start=self.start, bucket_s=self.bucket_s, n=n)
@@ -91,8 +91,14 @@ class MixtureOracle:
 
     def alarms(self, negatives: np.ndarray) -> list[float]:
         """Event times (bucket ends) at which it alarms."""
-        hits = np.flatnonzero(self.path(negatives) >= self.threshold)
-        return [self.start + (int(i) + 1) * self.bucket_s for i in hits]
+        return _alarm_times(self.path(negatives), self.threshold, start=self.start,
+                            bucket_s=self.bucket_s)
+
+
+def _alarm_times(path: np.ndarray, threshold: float, *, start: float,
+                 bucket_s: float) -> list[float]:
+    """Ends of the buckets where ``path`` reaches ``threshold``."""
+    return [start + (int(i) + 1) * bucket_s for i in np.flatnonzero(path >= threshold)]
 
 
 def _by_bucket_of_day(mu0: np.ndarray, *, start: float, bucket_s: float, n: int) -> np.ndarray:
