@@ -3,7 +3,9 @@
 :class:`Aggregator` is pure logic (no Kafka, no HTTP): feed it :class:`ScoredRecord` s with
 :meth:`Aggregator.add`, read figures with :meth:`Aggregator.snapshot` and the change
 detector's verdicts with :meth:`Aggregator.detect`. Duplicated ids are counted once; records
-older than the history are counted in ``too_old`` and otherwise ignored.
+older than the history are counted in ``too_old`` and otherwise ignored. With
+``repeat_window_s`` the detector's evidence counts each distinct text once per series and
+window of event time (:mod:`sentimon.monitor.repeats`); the rolling figures count every record.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from sentimon.monitor.baseline import Baseline, MarketFit, fit_market, fit_serie
 from sentimon.monitor.dedup import Deduplicator
 from sentimon.monitor.detector import RISE_MULTIPLES, Detection, log_sr, threshold
 from sentimon.monitor.history import EventHistory
-from sentimon.monitor.records import ScoredRecord
+from sentimon.monitor.records import ScoredRecord, text_key
+from sentimon.monitor.repeats import Repeats
 from sentimon.monitor.spike import UNINFORMED_PRIOR, SpikeResult, SpikeRule, evaluate, smoothed_share
 from sentimon.monitor.windows import Counts, Key, SlidingWindows
 
@@ -54,6 +57,8 @@ class DetectorConfig:
     #: ``probability``: the sum of P(negative); ``argmax``: the count of negative labels.
     evidence: Literal["scores", "probability", "argmax"] = "scores"
     rises: tuple[float, ...] = RISE_MULTIPLES
+    #: When > 0, each distinct text counts once per this much event time in the evidence.
+    repeat_window_s: float = 0.0
 
     @property
     def soft(self) -> bool:
@@ -88,6 +93,7 @@ class Snapshot:
     market: SeriesFigures | None
     records: dict[str, int]
     duplicates: int
+    repeats: int
     too_old: int
     malformed: dict[str, int]
     last_event: dict[str, float]
@@ -135,10 +141,16 @@ class Aggregator:
         self._market_fit: tuple[tuple[int, int], MarketFit | None] | None = None
         self.rule = rule
         self.dedup = Deduplicator(capacity=dedup_capacity)
+        # What the evidence counted for the first copy of each text (to take back if an
+        # earlier copy arrives late).
+        self.repeats: Repeats[tuple[float, list[Key], float, bool]] | None = (
+            Repeats(window_s=self.detector.repeat_window_s, capacity=dedup_capacity)
+            if self.detector.repeat_window_s > 0 else None)
         self.max_topics = max_topics
         # Counters live for the whole process, across rebuilds (see Monitor for replays).
         self.records: Counter[str] = Counter()
         self.duplicates = 0
+        self.repeated = 0  # records left out of the evidence as copies of an earlier text
         self.too_old = 0
         self.malformed: Counter[str] = Counter()
         self.last_event: dict[str, float] = {}
@@ -159,7 +171,7 @@ class Aggregator:
                 horizon_s=m.detection_horizon_s, slot_s=m.baseline_slot_s,
                 history_s=m.history_s, half_life_s=m.baseline_half_life_s,
                 min_history_s=m.min_history_s,
-                evidence=m.evidence),
+                evidence=m.evidence, repeat_window_s=m.repeat_window_s),
         )
 
     def add(self, rec: ScoredRecord, *, count: bool = True) -> Outcome:
@@ -180,15 +192,39 @@ class Aggregator:
         negative = rec.sentiment == "negative"
         self.windows.add(rec.ts, keys, negative=negative,
                          positive=rec.sentiment == "positive", score=rec.score)
-        self.history.add(rec.ts, keys, p_negative=rec.p_negative, negative=negative)
+        if self._first_of_text(rec, keys, negative=negative, count=count):
+            self.history.add(rec.ts, keys, p_negative=rec.p_negative, negative=negative)
         wm = self.windows.watermark
         if wm is not None:
             self.dedup.expire(wm - self.memory_s)
+            if self.repeats is not None:
+                self.repeats.expire(wm - self.memory_s)
         if count:
             self.records[rec.kind] += 1
         if rec.ts > self.last_event.get(rec.kind, float("-inf")):
             self.last_event[rec.kind] = rec.ts
         return Outcome.COUNTED
+
+    def _first_of_text(self, rec: ScoredRecord, keys: list[Key], *, negative: bool,
+                       count: bool) -> bool:
+        """Whether ``rec`` counts as evidence: the first copy of its text in its window.
+
+        When it displaces a copy counted before (an earlier copy arriving late), that copy's
+        count is taken back, so the evidence is the same in any arrival order.
+        """
+        if self.repeats is None:
+            return True
+        key = rec.text_key or (text_key(rec.text) if rec.text else "")
+        if not key:
+            return True
+        first, displaced = self.repeats.offer(key, rec.ts, rec.id,
+                                              (rec.ts, keys, rec.p_negative, negative))
+        if displaced is not None:
+            ts, old_keys, p_negative, old_negative = displaced
+            self.history.remove(ts, old_keys, p_negative=p_negative, negative=old_negative)
+        if not first or displaced is not None:
+            self.repeated += count
+        return first
 
     def note_malformed(self, reason: str) -> None:
         self.malformed[reason] += 1
@@ -208,6 +244,8 @@ class Aggregator:
         self.windows.reset()
         self.history.reset()
         self.dedup.clear()
+        if self.repeats is not None:
+            self.repeats.clear()
         self._fits.clear()
         self._market_fit = None
 
@@ -324,6 +362,6 @@ class Aggregator:
                 market = fig
         return Snapshot(
             topics=topics, tickers=tickers, market=market, records=dict(self.records),
-            duplicates=self.duplicates, too_old=self.too_old, malformed=dict(self.malformed),
+            duplicates=self.duplicates, repeats=self.repeated, too_old=self.too_old, malformed=dict(self.malformed),
             last_event=dict(self.last_event), watermark=self.windows.watermark,
         )

@@ -54,6 +54,7 @@ class Replay:
     trace: dict[Key, list[float]] = field(default_factory=dict)
     thresholds: dict[Key, list[float]] = field(default_factory=dict)
     flags: dict[Key, list[bool]] = field(default_factory=dict)  # the spike gauge, 1 or 0
+    repeats: int = 0  # records the evidence left out as copies of a text (monitor.repeat_window_s)
 
     @property
     def days(self) -> float:
@@ -193,6 +194,7 @@ def replay(records: Iterable[ScoredRecord], *, settings: MonitorSettings, for_s:
         out.end = rec.ts
     if current is not None:
         evaluate((current + 1) * bucket_s)
+    out.repeats = agg.repeated
     for k, rule in rules.items():
         if rule.fired is not None:
             episodes.append(Episode(k, rule.fired, None))
@@ -416,7 +418,8 @@ def backtest(clean: Sequence[ScoredRecord], *, settings: MonitorSettings, for_s:
     grace = grace_s if grace_s is not None else (
         max((b.end - b.start for b in truth), default=600.0))
     fa = false_alerts(base.episodes, truth, grace_s=grace)
-    say(f"clean stream: {len(clean)} records over {base.days:.2f} days, "
+    copies = f" ({base.repeats} copies of a text counted once)" if base.repeats else ""
+    say(f"clean stream: {len(clean)} records{copies} over {base.days:.2f} days, "
         f"{sum(fa.values())} unexplained alerts")
     truth_summary = None
     if truth:

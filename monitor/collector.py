@@ -108,6 +108,11 @@ class MonitorCollector(Collector):
                                   "Scored records whose id was already counted (redeliveries)",
                                   value=snap.duplicates)
         yield CounterMetricFamily(
+            "sentimon_monitor_repeated_texts",
+            "Scored records left out of the detector's evidence as copies of a text already "
+            "counted in the same window (monitor.repeat_window_s); the rolling figures count them",
+            value=snap.repeats)
+        yield CounterMetricFamily(
             "sentimon_monitor_records_too_old",
             "Scored records older than the baseline window at arrival, not counted in figures",
             value=snap.too_old)

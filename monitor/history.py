@@ -71,12 +71,25 @@ class EventHistory:
 
     def add(self, ts: float, keys: Iterable[Key], *, p_negative: float, negative: bool) -> None:
         """Count one record under every key (the caller has checked it is not too old)."""
+        self.advance(self.bucket_of(ts))
+        self._apply(ts, keys, p_negative=p_negative, negative=negative, sign=1)
+
+    def remove(self, ts: float, keys: Iterable[Key], *, p_negative: float, negative: bool) -> None:
+        """Take back a record counted by :meth:`add` with the same arguments.
+
+        What has been forgotten since (a bucket past the horizon, a slot past the history)
+        stays forgotten, so the sums are those of the records counted and not taken back,
+        whatever the order of the calls.
+        """
+        self._apply(ts, keys, p_negative=p_negative, negative=negative, sign=-1)
+
+    def _apply(self, ts: float, keys: Iterable[Key], *, p_negative: float, negative: bool,
+               sign: int) -> None:
         bucket, slot = self.bucket_of(ts), self.slot_of(ts)
-        self.advance(bucket)
         wm = self.watermark_bucket
         assert wm is not None
-        mass = round(p_negative * SCORE_UNITS)
-        neg = int(negative)
+        mass = sign * round(p_negative * SCORE_UNITS)
+        neg = sign * int(negative)
         k = BIN0 + score_bin(p_negative)
         in_fine = bucket > wm - self.horizon
         pos = bucket % self.horizon
@@ -88,23 +101,35 @@ class EventHistory:
                 if ring is None:
                     ring = self._fine[key] = _Ring(self.horizon)
                 if ring.ids[pos] != bucket:
+                    if sign < 0:
+                        continue  # not there any more (a newer bucket took its place)
                     ring.ids[pos] = bucket
                     ring.n[pos] = ring.neg[pos] = ring.mass[pos] = 0
                     ring.bins[pos] = 0
-                ring.n[pos] += 1
+                ring.n[pos] += sign
                 ring.neg[pos] += neg
                 ring.mass[pos] += mass
-                ring.bins[pos, k - BIN0] += 1
+                ring.bins[pos, k - BIN0] += sign
+                if ring.n[pos] == 0:
+                    ring.ids[pos] = -1  # as if never written
             if self._newest_slot is not None and slot <= self._newest_slot - self.history_slots:
                 continue  # that slot has been forgotten: counting it again would depend on order
             slots = self.coarse.setdefault(key, {})
             acc = slots.get(slot)
             if acc is None:
+                if sign < 0:
+                    if not slots:
+                        del self.coarse[key]
+                    continue
                 acc = slots[slot] = [0] * (BIN0 + SCORE_BINS)
-            acc[0] += 1
+            acc[0] += sign
             acc[1] += neg
             acc[2] += mass
-            acc[k] += 1
+            acc[k] += sign
+            if acc[0] == 0:
+                del slots[slot]  # as if never written
+                if not slots:
+                    del self.coarse[key]
 
     def baseline_end_slot(self) -> int:
         """First slot not wholly before the horizon: baselines use the slots before it."""

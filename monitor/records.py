@@ -6,10 +6,12 @@ monitor counts it with a reason and goes on instead of crashing (see :class:`Mal
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
 
+from sentimon.model.text import dedup_key
 from sentimon.timestamps import parse_rfc3339_ms
 
 KINDS = ("news", "comment")
@@ -52,10 +54,22 @@ class ScoredRecord:
     text: str = ""
     #: Where the item came from (a feed or site name); "" when the record has none.
     source: str = ""
+    #: Identity of the text, for streams replayed without it (scenario pools); otherwise the
+    #: monitor derives it from ``text`` when it needs it (:func:`text_key`).
+    text_key: str = ""
 
     def __post_init__(self) -> None:
         if self.p_negative < 0.0:
             object.__setattr__(self, "p_negative", 1.0 if self.sentiment == "negative" else 0.0)
+
+
+def text_key(text: str) -> str:
+    """64 bits of a hash of the text as the model sees it, lowercased (:func:`dedup_key`).
+
+    Retweets, syndicated copies and a bot's repeated line share a key; a hash keeps the
+    memory of keys small. A text cut to :data:`MAX_TEXT_CHARS` keys on what is left.
+    """
+    return hashlib.blake2b(dedup_key(text).encode(), digest_size=8).hexdigest()
 
 
 def parse_time(value: object) -> float:

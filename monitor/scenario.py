@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sentimon.monitor.records import ScoredRecord
+from sentimon.monitor.records import ScoredRecord, text_key
 
 #: The scenario pools shipped with the repository.
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
@@ -86,11 +86,18 @@ def _records(frame: pd.DataFrame, ts: np.ndarray, ids: Sequence[str], kind: str,
     p_neg, score = _scored(frame, temperature=temperature)
     labels = np.array(["negative", "neutral", "positive"])[
         frame[["logit_negative", "logit_neutral", "logit_positive"]].to_numpy().argmax(axis=1)]
+    # The text's identity, for the evidence's repeats: a pool without texts carries it.
+    if "text_key" in frame:
+        keys = frame.text_key.astype(str).tolist()
+    elif "text" in frame:
+        keys = [text_key(str(t)) for t in frame.text]
+    else:
+        keys = [""] * len(frame)
     return [
         ScoredRecord(id=i, ts=float(t), kind=kind, topic=topic, sentiment=str(label),
-                     score=float(s), tickers=tk, p_negative=float(p))
-        for i, t, topic, label, s, tk, p in zip(ids, ts, frame.topic, labels, score, tickers,
-                                                 p_neg, strict=True)
+                     score=float(s), tickers=tk, p_negative=float(p), text_key=key)
+        for i, t, topic, label, s, tk, p, key in zip(ids, ts, frame.topic, labels, score,
+                                                      tickers, p_neg, keys, strict=True)
     ]
 
 

@@ -5,7 +5,8 @@
 Writes, deterministically for a given model release:
 
 - ``scenarios/stocknet_scored.csv.gz``: every StockNet tweet (the baseline stream) with its
-  original time, tickers, and the model's topic and raw sentiment logits (no text);
+  original time, tickers, the identity of its text (``text_key``, a hash: no text), and the
+  model's topic and raw sentiment logits;
 - ``scenarios/bearish_scored.csv.gz``: every Bearish text of Twitter Financial News Sentiment
   (train + valid), the pool that ``sentimon backtest --inject`` draws negative bursts from,
   with text, topic and raw sentiment logits;
@@ -61,6 +62,8 @@ def score(texts: list[str], *, batch: int = 256) -> tuple[np.ndarray, np.ndarray
 
 
 def main() -> None:
+    from sentimon.monitor.records import text_key
+
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data",
@@ -93,6 +96,8 @@ def main() -> None:
 
     stock = pd.concat([tweets[["ts", "tweet_id", "tickers", "lang", "is_retweet"]]
                        .reset_index(drop=True), frame(slice(0, n))], axis=1)
+    # No text (Twitter content), but its identity: copies count once in the evidence.
+    stock.insert(5, "text_key", [text_key(t) for t in tweets.text.astype(str)])
     stock.to_csv(args.out / "stocknet_scored.csv.gz", index=False)
     bear = pd.concat([
         pd.DataFrame({"id": [f"tfns-neg-{i}" for i in bearish.index], "text": bearish.text}),

@@ -273,6 +273,13 @@ class MonitorSettings(_Section):
         "the likelihood ratio of the records' P(negative) profile), the sum of P(negative) "
         "('probability') or the negative labels ('argmax') (SENTIMON_MONITOR__EVIDENCE).",
     )
+    repeat_window_s: float = Field(
+        0.0, ge=0, description="When > 0, the detector's evidence counts each distinct text "
+        "(normalised, lowercased) once per series in each aligned window of this much event time "
+        "(3600: an hour): retweets, syndicated copies and repeated bot lines count as one voice. "
+        "The rolling figures count every record. 0 (the default) counts every record "
+        "(SENTIMON_MONITOR__REPEAT_WINDOW_S; docs/monitor.md, 'Copies of a text').",
+    )
     live_idle_s: float = Field(
         30.0, gt=0, description="On a live stream (newest event within the detection horizon "
         "of the wall clock), advance the watermark with the wall clock after this many seconds without "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sentimon.monitor.aggregate import Aggregator, DetectorConfig, Outcome
-from sentimon.monitor.records import ScoredRecord
+from sentimon.monitor.records import ScoredRecord, text_key
 from sentimon.monitor.spike import SpikeRule
 
 T0 = 1_700_000_000.0
@@ -131,11 +131,12 @@ def _stream(n: int, seed: int) -> list[ScoredRecord]:
     return out
 
 
-def _detector_agg() -> Aggregator:
+def _detector_agg(*, repeat_window_s: float = 0.0) -> Aggregator:
     return Aggregator(short_window_s=900, baseline_window_s=3600, watchlist=["AAPL"],
                       rule=SpikeRule(), dedup_capacity=10_000,
                       detector=DetectorConfig(horizon_s=1800, slot_s=900, history_s=86400,
-                                              min_history_s=3600))
+                                              min_history_s=3600,
+                                              repeat_window_s=repeat_window_s))
 
 
 def test_detections_do_not_depend_on_record_order() -> None:
@@ -158,5 +159,73 @@ def test_detections_do_not_depend_on_record_order() -> None:
         for r in order[:dup]:
             a.add(r)  # a redelivery changes nothing
         assert a.detect() == expected
+
+    check()
+
+
+def _with_copies(records: list[ScoredRecord], seed: int) -> list[ScoredRecord]:
+    """Half the records carry one of 30 texts (copies, some in the same hour), a quarter none."""
+    import random
+    from dataclasses import replace
+
+    rnd = random.Random(seed)
+    out = []
+    for r in records:
+        u = rnd.random()
+        text = f"$AAPL text number {rnd.randrange(30)}" if u < 0.5 else (
+            "" if u < 0.75 else f"unique {r.id}")
+        out.append(replace(r, text=text))
+    return out
+
+
+def test_copies_of_a_text_count_once_in_the_evidence_and_each_in_the_figures() -> None:
+    a = _detector_agg(repeat_window_s=3600)
+    for i in range(3):  # one text, three records in the same hour, one in the next
+        a.add(ScoredRecord(id=f"c{i}", ts=T0 + 10 * i, kind="comment", topic="Earnings",
+                           sentiment="negative", score=-0.9, p_negative=0.9,
+                           text=f"RT  @x: Shares fall https://t.co/{i}  "))
+    next_hour = (T0 // 3600 + 1) * 3600  # windows are aligned to the hour
+    a.add(ScoredRecord(id="c3", ts=next_hour, kind="comment", topic="Earnings",
+                       sentiment="negative", score=-0.9, p_negative=0.9, text="rt @x: shares FALL"))
+    snap = a.snapshot()
+    assert snap.market is not None and snap.market.baseline.n + snap.market.short.n == 4
+    assert snap.repeats == 2
+    slots = a.history.coarse[("topic", "Earnings")].values()  # what the baselines read
+    assert sum(s[0] for s in slots) == 2 and sum(s[1] for s in slots) == 2
+
+
+def test_evidence_with_copies_is_that_of_the_first_copies_alone_in_any_order() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    records = _with_copies(_stream(600, seed=2), seed=3)
+    window = 3600.0
+    first: dict[tuple[str, int], ScoredRecord] = {}
+    key = {r.id: text_key(r.text) if r.text else "" for r in records}
+    for r in records:
+        if key[r.id]:
+            slot = (key[r.id], int(r.ts // window))
+            if slot not in first or (r.ts, r.id) < (first[slot].ts, first[slot].id):
+                first[slot] = r
+    alone = [r for r in records if not key[r.id] or first[(key[r.id], int(r.ts // window))] is r]
+    assert 300 < len(alone) < 550  # copies exist, and most records still count
+    brute = _detector_agg()  # every record counts
+    for r in sorted(alone, key=lambda r: r.ts):
+        brute.add(r)
+    expected = brute.detect()
+    assert any(d.has_baseline for d in expected.values())
+    every = _detector_agg()
+    for r in records:
+        every.add(r)
+    assert every.detect() != expected  # the copies do change the evidence when counted
+
+    @settings(max_examples=15, deadline=None)
+    @given(st.permutations(records))
+    def check(order: list[ScoredRecord]) -> None:
+        a = _detector_agg(repeat_window_s=window)
+        for r in order:
+            a.add(r)
+        assert a.detect() == expected
+        assert a.snapshot().repeats == len(records) - len(alone)
 
     check()

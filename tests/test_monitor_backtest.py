@@ -91,6 +91,20 @@ def test_fold_keeps_time_of_day_and_reaches_the_rate(small: list) -> None:
     assert (hours >= 13).sum() > 2 * (hours < 8).sum()
 
 
+def test_scenario_records_carry_the_identity_of_their_text(small: list) -> None:
+    """The StockNet pool has no text but its key; the burst pool's keys come from its texts."""
+    from sentimon.monitor.records import text_key
+
+    assert all(len(r.text_key) == 16 for r in small)
+    assert len({r.text_key for r in small}) < len(small)  # retweets and bot lines repeat
+    pool = scenario.load_pool("bearish")
+    records, _ = scenario.inject(small, pool, topic="Stock Movement", extra=3, every_s=4 * 3600,
+                                 warmup_s=8 * 3600)
+    texts = dict(zip(pool.id, pool.text, strict=True))
+    injected = [r for r in records if r.id.startswith("burst-")]
+    assert injected and all(r.text_key == text_key(texts[r.id.split("-", 3)[3]]) for r in injected)
+
+
 def test_null_twin_keeps_times_and_the_hourly_mix_but_moves_contents(small: list) -> None:
     from collections import Counter
 

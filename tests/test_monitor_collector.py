@@ -6,7 +6,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sentimon.monitor.aggregate import Aggregator, Snapshot
+from sentimon.monitor.aggregate import Aggregator, DetectorConfig, Snapshot
 from sentimon.monitor.collector import MonitorCollector
 from sentimon.monitor.records import ScoredRecord
 from sentimon.monitor.spike import SpikeRule
@@ -74,7 +74,21 @@ def test_exact_series_and_values() -> None:
     assert m[("sentimon_monitor_records_total", (("kind", "news"),))] == 4
     assert m[("sentimon_monitor_records_total", (("kind", "comment"),))] == 0
     assert m[("sentimon_monitor_duplicates_total", ())] == 1
+    assert m[("sentimon_monitor_repeated_texts_total", ())] == 0  # these records have no text
     assert m[("sentimon_monitor_last_event_timestamp_seconds", (("kind", "news"),))] == T0 + 101
+
+
+def test_copies_of_a_text_are_counted_in_the_figures_and_as_repeats() -> None:
+    from dataclasses import replace
+
+    a = Aggregator(short_window_s=60, baseline_window_s=600, watchlist=["AAPL"],
+                   rule=SpikeRule(), dedup_capacity=100,
+                   detector=DetectorConfig(repeat_window_s=3600))
+    a.add(replace(rec(1, T0, "negative", -1.0), text="RT @x: shares fall"))
+    a.add(replace(rec(2, T0 + 5, "negative", -1.0), text="rt @x:  Shares fall"))
+    m = scrape(a.snapshot())
+    assert m[("sentimon_market_volume", (("window", "short"),))] == 2
+    assert m[("sentimon_monitor_repeated_texts_total", ())] == 1
 
 
 def test_stale_label_sets_disappear() -> None:
