@@ -437,6 +437,12 @@ def backtest(clean: Sequence[ScoredRecord], *, settings: MonitorSettings, for_s:
             clean, burst_pool, topic=inj.topic, multiple=inj.multiple, extra=inj.extra,
             duration_s=inj.duration_s, every_s=inj.every_s, warmup_s=inj.warmup_s,
             temperature=temperature, seed=inj.seed)
+        copied = [b for b in bursts if 0 < b.distinct < b.texts]
+        if copied:
+            say(f"{inj.topic}: {len(copied)} of {len(bursts)} bursts repeat texts (as few as "
+                f"{min(b.distinct for b in copied)} distinct in a burst of "
+                f"{max(b.texts for b in copied)}): the pool has too few texts the model puts in "
+                "this topic, and monitor.repeat_window_s counts copies once")
         g = grace_s if grace_s is not None else inj.duration_s
         key = ("topic", inj.topic)
         run = replay(records, settings=settings, for_s=for_s, keep_s=keep_s, keys=[key],

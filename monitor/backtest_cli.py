@@ -116,7 +116,7 @@ def _score_texts(path: Path, settings: Settings) -> list[Any]:
     from sentimon.ingest import replay
     from sentimon.ingest.cashtags import merge_tickers
     from sentimon.model.inference import SentimentModel
-    from sentimon.monitor.records import ScoredRecord
+    from sentimon.monitor.records import ScoredRecord, text_key
 
     items = [i for i in replay.load_items(path, kind="comment") if i.ts is not None]
     if not items:
@@ -136,7 +136,7 @@ def _score_texts(path: Path, settings: Settings) -> list[Any]:
             id=str(item.value.get("id", n)), ts=item.ts.timestamp(),
             kind=str(item.value.get("kind", "comment")), topic=pred.topic,
             sentiment=pred.sentiment, score=pred.score, tickers=tuple(tickers),
-            p_negative=pred.sentiment_probs["negative"]))
+            p_negative=pred.sentiment_probs["negative"], text_key=text_key(texts[n])))
     return out
 
 

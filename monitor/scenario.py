@@ -44,10 +44,13 @@ class Burst:
     end: float
     texts: int  # records injected
     negatives: int  # of them, labelled negative by the model
+    #: Distinct texts among them (fewer than ``texts`` when the pool is smaller than the burst:
+    #: the rest are copies, which ``monitor.repeat_window_s`` counts once); 0 when unknown.
+    distinct: int = 0
 
     def as_json(self) -> dict[str, object]:
         return {"topic": self.topic, "start": iso(self.start), "end": iso(self.end),
-                "texts": self.texts, "negatives": self.negatives}
+                "texts": self.texts, "negatives": self.negatives, "distinct": self.distinct}
 
 
 def iso(ts: float) -> str:
@@ -200,7 +203,9 @@ def inject(records: Sequence[ScoredRecord], burst_pool: pd.DataFrame, *, topic: 
         ids = [f"burst-{n}-{j}-{frame.id[j]}" for j in range(k)]
         out.extend(_records(frame, ts, ids, "news", [()] * k, temperature))
         bursts.append(Burst(topic=topic, start=start, end=start + duration_s, texts=k,
-                            negatives=int((labels[pick] == 0).sum())))
+                            negatives=int((labels[pick] == 0).sum()),
+                            distinct=len({text_key(str(t)) for t in frame.text})
+                            if "text" in frame else 0))
         start += every_s
         n += 1
     out.sort(key=lambda r: r.ts)

@@ -103,6 +103,14 @@ def test_scenario_records_carry_the_identity_of_their_text(small: list) -> None:
     texts = dict(zip(pool.id, pool.text, strict=True))
     injected = [r for r in records if r.id.startswith("burst-")]
     assert injected and all(r.text_key == text_key(texts[r.id.split("-", 3)[3]]) for r in injected)
+    # A burst larger than the topic's pool repeats texts, and says how many are distinct.
+    n_pool = int((pool.topic == "Earnings").sum())
+    _, bursts = scenario.inject(small, pool, topic="Earnings", extra=n_pool + 4,
+                                every_s=4 * 3600, warmup_s=8 * 3600)
+    assert bursts and all(b.distinct <= n_pool < b.texts for b in bursts)
+    _, bursts = scenario.inject(small, pool, topic="Stock Movement", extra=5, every_s=4 * 3600,
+                                warmup_s=8 * 3600)
+    assert all(b.distinct == b.texts == 5 for b in bursts)
 
 
 def test_null_twin_keeps_times_and_the_hourly_mix_but_moves_contents(small: list) -> None:
