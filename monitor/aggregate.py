@@ -192,6 +192,8 @@ class Aggregator:
         negative = rec.sentiment == "negative"
         self.windows.add(rec.ts, keys, negative=negative,
                          positive=rec.sentiment == "positive", score=rec.score)
+        # A copy moves event time on as any record does, whether or not it counts.
+        self.history.advance(self.history.bucket_of(rec.ts))
         if self._first_of_text(rec, keys, negative=negative, count=count):
             self.history.add(rec.ts, keys, p_negative=rec.p_negative, negative=negative)
         wm = self.windows.watermark
@@ -362,6 +364,7 @@ class Aggregator:
                 market = fig
         return Snapshot(
             topics=topics, tickers=tickers, market=market, records=dict(self.records),
-            duplicates=self.duplicates, repeats=self.repeated, too_old=self.too_old, malformed=dict(self.malformed),
+            duplicates=self.duplicates, repeats=self.repeated, too_old=self.too_old,
+            malformed=dict(self.malformed),
             last_event=dict(self.last_event), watermark=self.windows.watermark,
         )

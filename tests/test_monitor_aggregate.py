@@ -175,6 +175,12 @@ def _with_copies(records: list[ScoredRecord], seed: int) -> list[ScoredRecord]:
         text = f"$AAPL text number {rnd.randrange(30)}" if u < 0.5 else (
             "" if u < 0.75 else f"unique {r.id}")
         out.append(replace(r, text=text))
+    # The newest record is a copy of an older one in its hour: it moves event time on all
+    # the same.
+    newest = max(range(len(out)), key=lambda i: out[i].ts)
+    hour = out[newest].ts // 3600 * 3600
+    out[newest] = replace(out[newest], ts=hour + 3500, text="the last word")
+    out.append(replace(out[newest], id="before-last", ts=hour + 100))
     return out
 
 
@@ -212,6 +218,7 @@ def test_evidence_with_copies_is_that_of_the_first_copies_alone_in_any_order() -
     brute = _detector_agg()  # every record counts
     for r in sorted(alone, key=lambda r: r.ts):
         brute.add(r)
+    brute.advance_to(max(r.ts for r in records))
     expected = brute.detect()
     assert any(d.has_baseline for d in expected.values())
     every = _detector_agg()
