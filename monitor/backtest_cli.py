@@ -26,6 +26,7 @@ examples:
   sentimon backtest texts.csv                         # texts with a ts column, scored here first
   sentimon backtest --detector zscore --for 10m --inject Earnings --multiple 4   # the old statistic
   sentimon backtest --shuffle                         # the same records with no real events: the budget
+  SENTIMON_MONITOR__REPEAT_WINDOW_S=3600 sentimon backtest   # copies of a text counted once
 
 A stream file is JSONL of scored records (the sentimon.scored format), or CSV/JSONL of
 texts with `text` and `ts` columns (scored with the released model; `tickers` optional).
