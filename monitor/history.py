@@ -97,30 +97,14 @@ class EventHistory:
             self.late_version += 1
         for key in keys:
             if in_fine:
-                ring = self._fine.get(key)
-                if ring is None:
-                    ring = self._fine[key] = _Ring(self.horizon)
-                if ring.ids[pos] != bucket:
-                    if sign < 0:
-                        continue  # not there any more (a newer bucket took its place)
-                    ring.ids[pos] = bucket
-                    ring.n[pos] = ring.neg[pos] = ring.mass[pos] = 0
-                    ring.bins[pos] = 0
-                ring.n[pos] += sign
-                ring.neg[pos] += neg
-                ring.mass[pos] += mass
-                ring.bins[pos, k - BIN0] += sign
-                if ring.n[pos] == 0:
-                    ring.ids[pos] = -1  # as if never written
+                self._apply_fine(key, bucket, pos, k, mass=mass, neg=neg, sign=sign)
             if self._newest_slot is not None and slot <= self._newest_slot - self.history_slots:
                 continue  # that slot has been forgotten: counting it again would depend on order
+            if sign < 0 and slot not in self.coarse.get(key, {}):
+                continue  # not there any more
             slots = self.coarse.setdefault(key, {})
             acc = slots.get(slot)
             if acc is None:
-                if sign < 0:
-                    if not slots:
-                        del self.coarse[key]
-                    continue
                 acc = slots[slot] = [0] * (BIN0 + SCORE_BINS)
             acc[0] += sign
             acc[1] += neg
@@ -130,6 +114,24 @@ class EventHistory:
                 del slots[slot]  # as if never written
                 if not slots:
                     del self.coarse[key]
+
+    def _apply_fine(self, key: Key, bucket: int, pos: int, k: int, *, mass: int, neg: int,
+                    sign: int) -> None:
+        ring = self._fine.get(key)
+        if sign < 0 and (ring is None or ring.ids[pos] != bucket):
+            return  # not there any more (a newer bucket took its place)
+        if ring is None:
+            ring = self._fine[key] = _Ring(self.horizon)
+        if ring.ids[pos] != bucket:
+            ring.ids[pos] = bucket
+            ring.n[pos] = ring.neg[pos] = ring.mass[pos] = 0
+            ring.bins[pos] = 0
+        ring.n[pos] += sign
+        ring.neg[pos] += neg
+        ring.mass[pos] += mass
+        ring.bins[pos, k - BIN0] += sign
+        if ring.n[pos] == 0:
+            ring.ids[pos] = -1  # as if never written
 
     def baseline_end_slot(self) -> int:
         """First slot not wholly before the horizon: baselines use the slots before it."""
