@@ -47,6 +47,10 @@ def main() -> int:
                    "monitor.evidence is probability), e.g. 17")
     p.add_argument("--no-detector", action="store_true",
                    help="skip the default detector (e.g. only --legacy at more volumes)")
+    p.add_argument("--fit-false-alerts", type=float, metavar="PER_DAY",
+                   help="also report recall and delay at the budgets that give at most PER_DAY "
+                   "false alerts a day on each clean stream (sentimon backtest "
+                   "--fit-false-alerts); the oracle keeps the configured budget")
     p.add_argument("--json-out", type=Path, help="write all figures as JSON")
     p.add_argument("--markdown", action="store_true", help="print the docs tables")
     args = p.parse_args()
@@ -96,7 +100,8 @@ def main() -> int:
                         print(f"  skip {inj.topic} {size}: {exc}", file=sys.stderr)
                 report = backtest(clean, settings=m, for_s=f_s, keep_s=k_s, legacy=legacy,
                                   injections=usable, burst_pool=bursts, oracle=not legacy,
-                                  temperature=temperature, clean_replay=base)
+                                  temperature=temperature, clean_replay=base,
+                                  fit_false_alerts=None if legacy else args.fit_false_alerts)
                 runs.append({**report_json(report), "rate": rate, "detector": detector,
                              "size": size})
                 print(f"[{time.monotonic() - started:6.0f}s] {rate:g}/min {detector} {size}: "
@@ -128,6 +133,13 @@ def markdown(runs: list[dict[str, Any]]) -> str:
         fa = r["false_alerts_per_day"]
         out.append(f"| {r['rate']:g}/min | {r['detector']} | {fa['topic']:.2f} | "
                    f"{fa['ticker']:.2f} | {fa['market']:.2f} |")
+        fits = r.get("fits") or {}
+        if fits:
+            t, k = fits["topics"], fits["tickers"]
+            out.append(f"| | fitted budgets: topics {t['fitted']:g}, tickers {k['fitted']:g} "
+                       f"(configured {t['configured']:g}, {k['configured']:g}) | "
+                       f"{t['false_alerts_per_day']:.2f} (with market) | "
+                       f"{k['false_alerts_per_day']:.2f} | |")
     out += ["", "| volume | size | detector | caught | median delay (min) | p90 (min) | "
             "oracle caught | oracle median (min) | recall / oracle | delay / oracle |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -140,7 +152,17 @@ def markdown(runs: list[dict[str, Any]]) -> str:
                    f"{s['caught']}/{s['bursts']} | {_s(s['delay_median_s'])} | "
                    f"{_s(s['delay_p90_s'])} | {oracle} | {_s(s['oracle_delay_median_s'])} | "
                    f"{ratio} | {dratio} |")
+        f = r.get("fitted_pooled")
+        if f is not None:
+            out.append(f"| | | at the fitted budget | {f['caught']}/{f['bursts']} | "
+                       f"{_s(f['delay_median_s'])} | {_s(f['delay_p90_s'])} | {oracle} | "
+                       f"{_s(s['oracle_delay_median_s'])} | {_r(f['recall_ratio'])} | "
+                       f"{_r(f['delay_ratio'])} |")
     return "\n".join(out)
+
+
+def _r(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 if __name__ == "__main__":

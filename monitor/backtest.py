@@ -16,9 +16,10 @@ false alert (market alerts during any burst are not: the market did turn).
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -55,10 +56,22 @@ class Replay:
     thresholds: dict[Key, list[float]] = field(default_factory=dict)
     flags: dict[Key, list[bool]] = field(default_factory=dict)  # the spike gauge, 1 or 0
     repeats: int = 0  # records the evidence left out as copies of a text (monitor.repeat_window_s)
+    #: Every evaluation's time, and per series (evaluation index, evidence - threshold) where
+    #: the evidence came within ``MARGIN_FLOOR`` of its threshold: enough to re-fire the
+    #: rules at any higher threshold (:func:`refire`) without replaying.
+    eval_times: list[float] = field(default_factory=list)
+    margins: dict[Key, list[tuple[int, float]]] = field(default_factory=dict)
+    #: The lowest shift of every threshold that :func:`refire` can apply exactly.
+    min_shift: float = -math.inf
 
     @property
     def days(self) -> float:
         return max((self.end - self.start) / DAY, 1e-9)
+
+
+#: How far below its threshold (nats) a series' evidence is still recorded for :func:`refire`:
+#: a budget up to e**3 (20) times the configured one.
+MARGIN_FLOOR = 3.0
 
 
 class _Rule:
@@ -118,13 +131,15 @@ def replay(records: Iterable[ScoredRecord], *, settings: MonitorSettings, for_s:
     # A series without a record in the horizon cannot alarm while every threshold exceeds
     # log(horizon buckets); thresholds only grow with the series, so one series bounds them.
     cfg = agg.detector
-    skip = skip_quiet and not legacy and min(
-        log_threshold(false_alerts_per_day=f, n_series=1, bucket_s=bucket_s)
-        for f in (cfg.false_alerts_per_day_topics, cfg.false_alerts_per_day_tickers)
-    ) > math.log(horizon_b)
+    lowest = min(log_threshold(false_alerts_per_day=f, n_series=1, bucket_s=bucket_s)
+                 for f in (cfg.false_alerts_per_day_topics, cfg.false_alerts_per_day_tickers))
+    skip = skip_quiet and not legacy and lowest > math.log(horizon_b)
     rules: dict[Key, _Rule] = {}
     episodes: list[Episode] = []
     out = Replay(start=math.nan, end=math.nan, bucket_s=bucket_s, episodes=episodes)
+    # Thresholds shifted below log(horizon) would let a series without records alarm, and
+    # the skipped stretches would then matter.
+    out.min_shift = max(-MARGIN_FLOOR, math.log(horizon_b) - lowest) if skip else -MARGIN_FLOOR
     for key in trace:
         out.trace[key] = []
         out.thresholds[key] = []
@@ -149,6 +164,11 @@ def replay(records: Iterable[ScoredRecord], *, settings: MonitorSettings, for_s:
                              if k in recent]
             found = agg.detect(evaluated)
             active = {k: d.alarm for k, d in found.items()}
+            index = len(out.eval_times)
+            for k, d in found.items():
+                margin = d.evidence - d.threshold
+                if d.has_baseline and margin >= -MARGIN_FLOOR:
+                    out.margins.setdefault(k, []).append((index, margin))
             if trace:
                 out.trace_times.append(t)
                 for k in trace:
@@ -156,6 +176,7 @@ def replay(records: Iterable[ScoredRecord], *, settings: MonitorSettings, for_s:
                     out.trace[k].append(d.evidence if d.has_baseline else math.nan)
                     out.thresholds[k].append(d.threshold)
                     out.flags[k].append(d.alarm)
+        out.eval_times.append(t)
         for k in set(active) | set(rules):
             rule = rules.get(k)
             if rule is None:
@@ -200,6 +221,98 @@ def replay(records: Iterable[ScoredRecord], *, settings: MonitorSettings, for_s:
             episodes.append(Episode(k, rule.fired, None))
     episodes.sort(key=lambda e: (e.fired, e.key))
     return out
+
+
+#: Which budget a series' threshold comes from: topics and the market share one.
+BUDGET_OF = {"topic": "topics", "market": "topics", "ticker": "tickers"}
+
+
+def refire(out: Replay, shift: Mapping[str, float], *, for_s: float,
+           keep_s: float = 0.0) -> list[Episode]:
+    """The alerts ``out`` would have had with every threshold raised by ``shift`` nats.
+
+    ``shift`` maps a budget ("topics", "tickers") to the nats added to its series'
+    thresholds: ``log(F / F')`` for a budget ``F'`` instead of the replay's ``F``, since
+    ``log A`` falls by the log of the budget. Exact (the same alerts as a replay at ``F'``)
+    for shifts down to ``out.min_shift``; the detector's evidence does not depend on its
+    threshold, so one replay answers for every budget.
+    """
+    if out.margins and min(shift.get(BUDGET_OF[k[0]], 0.0) for k in out.margins) < out.min_shift:
+        raise ValueError(f"a shift below {out.min_shift:.2f} nats needs a new replay")
+    times = out.eval_times
+    episodes: list[Episode] = []
+    for key, margins in out.margins.items():
+        s = shift.get(BUDGET_OF[key[0]], 0.0)
+        active = [i for i, m in margins if m >= s]
+        on = set(active)
+        rule = _Rule(for_s, keep_s)
+        j = 0
+        while j < len(active):
+            i = active[j]
+            while i < len(times):
+                ended = rule.step(times[i], i in on)
+                i += 1
+                if ended is not None:
+                    episodes.append(Episode(key, *ended))
+                if rule.pending is None and rule.fired is None:
+                    break
+            j = bisect.bisect_left(active, i)
+        if rule.fired is not None:
+            episodes.append(Episode(key, rule.fired, None))
+    episodes.sort(key=lambda e: (e.fired, e.key))
+    return episodes
+
+
+@dataclass(frozen=True)
+class BudgetFit:
+    """The false-alert budget that holds a target on one history, for one family of series."""
+
+    budget: str  # "topics" or "tickers"
+    target: float  # false alerts a day asked for
+    configured: float  # monitor.false_alerts_per_day_<budget> of the replay
+    fitted: float  # the budget to configure instead
+    shift: float  # nats added to the family's thresholds
+    false_alerts_per_day: float  # on the history at the fitted budget
+    configured_false_alerts_per_day: float  # on the history at the configured budget
+
+
+def fit_budgets(out: Replay, *, target: float, configured: Mapping[str, float], for_s: float,
+                keep_s: float = 0.0, truth: Sequence[Burst] = (), grace_s: float = 600.0,
+                step: float = 0.05, max_shift: float = 12.0) -> dict[str, BudgetFit]:
+    """Per budget, the largest one that gives at most ``target`` false alerts a day on ``out``.
+
+    The configured budget is a bound for streams whose records are independent given their
+    baseline; real streams with retweet waves and bots exceed it. Fitting it on a clean
+    history (one without the surges to be caught, or with them in ``truth``) gives the
+    setting that holds the rate people asked for on that history. Thresholds rise in steps
+    of ``step`` nats from the lowest the replay allows; the fitted budget is rounded down to
+    two significant figures. Where even ``max_shift`` nats do not hold the target, the fit
+    says so by its ``false_alerts_per_day`` above ``target``: alerts that strong are surges.
+    """
+    fits: dict[str, BudgetFit] = {}
+    families = {"topics": ("topic", "market"), "tickers": ("ticker",)}
+
+    def rate(budget: str, s: float) -> float:
+        episodes = [e for e in refire(out, {budget: s}, for_s=for_s, keep_s=keep_s)
+                    if e.key[0] in families[budget]]
+        fa = false_alerts(episodes, truth, grace_s=grace_s)
+        return sum(fa[f] for f in families[budget]) / out.days
+
+    for budget in families:
+        now = rate(budget, 0.0)
+        s = max(out.min_shift, -MARGIN_FLOOR)
+        while s < max_shift and rate(budget, s) > target:
+            s += step
+        fitted = _round_down(configured[budget] * math.exp(-s))
+        s = math.log(configured[budget] / fitted)
+        fits[budget] = BudgetFit(budget, target, configured[budget], fitted, s, rate(budget, s),
+                                 now)
+    return fits
+
+
+def _round_down(x: float, digits: int = 2) -> float:
+    scale = 10 ** (math.floor(math.log10(x)) - digits + 1)
+    return math.floor(x / scale + 1e-9) * scale
 
 
 @dataclass(frozen=True)
@@ -374,6 +487,13 @@ class TopicReport:
     false_alerts: int  # on this topic outside its bursts, in the injected replay
     bursts: list[Burst] = field(default_factory=list)
     replay: Replay | None = None  # with the topic's evidence traced, for plots
+    #: The same bursts at the budgets fitted on the clean stream (Report.fits); the oracle's
+    #: times stay those of the configured budget.
+    fitted: list[BurstResult] = field(default_factory=list)
+
+    @property
+    def fitted_summary(self) -> Summary | None:
+        return summarize(self.fitted) if self.fitted else None
 
 
 @dataclass
@@ -391,7 +511,8 @@ class Report:
     truth: Summary | None = None
     clean: Replay | None = None
     explained: list[bool] = field(default_factory=list)  # per clean alert: inside a truth surge
-
+    fits: dict[str, BudgetFit] = field(default_factory=dict)
+    fitted: Summary | None = None  # every injected topic pooled, at the fitted budgets
 
     def false_alerts_per_day(self) -> dict[str, float]:
         return {k: v / self.days for k, v in self.false_alerts.items()}
@@ -402,11 +523,13 @@ def backtest(clean: Sequence[ScoredRecord], *, settings: MonitorSettings, for_s:
              injections: Sequence[Injection] = (), burst_pool: pd.DataFrame | None = None,
              truth: Sequence[Burst] = (), grace_s: float | None = None, oracle: bool = True,
              temperature: float = 1.0, clean_replay: Replay | None = None,
-             progress: object = None) -> Report:
+             fit_false_alerts: float | None = None, progress: object = None) -> Report:
     """Replay ``clean`` for false alerts (and ``truth``), then each injection for recall.
 
     ``clean_replay`` reuses an earlier replay of ``clean`` with the same settings (a grid of
     injections on one stream); ``progress`` is called with a line of text after each replay.
+    ``fit_false_alerts`` fits the budgets that give at most that many false alerts a day on
+    ``clean`` (:func:`fit_budgets`) and reports recall and delay at them too.
     """
     from sentimon.monitor import oracle as oracle_mod
     from sentimon.monitor.scenario import inject
@@ -425,6 +548,12 @@ def backtest(clean: Sequence[ScoredRecord], *, settings: MonitorSettings, for_s:
     if truth:
         detected = match(base.episodes, truth, grace_s=grace)
         truth_summary = summarize([BurstResult(b, d) for b, d in zip(truth, detected, strict=True)])
+    fits: dict[str, BudgetFit] = {}
+    if fit_false_alerts is not None and not legacy:
+        fits = fit_budgets(base, target=fit_false_alerts, for_s=for_s, keep_s=keep_s,
+                           truth=truth, grace_s=grace, configured={
+                               "topics": settings.false_alerts_per_day_topics,
+                               "tickers": settings.false_alerts_per_day_tickers})
     bands = volume_bands(clean)
     n_topics = len(bands)
     per_series = settings.false_alerts_per_day_topics / (n_topics + 1)
@@ -464,8 +593,14 @@ def backtest(clean: Sequence[ScoredRecord], *, settings: MonitorSettings, for_s:
                    for b, d, o_t in zip(bursts, detected, oracle_times, strict=True)]
         own_fa = false_alerts(run.episodes, bursts, grace_s=g)["topic"]
         summary = summarize(results)
+        fitted: list[BurstResult] = []
+        if "topics" in fits:
+            at_fit = match(refire(run, {"topics": fits["topics"].shift}, for_s=for_s,
+                                  keep_s=keep_s), bursts, grace_s=g)
+            fitted = [BurstResult(b, d, o_t)
+                      for b, d, o_t in zip(bursts, at_fit, oracle_times, strict=True)]
         reports.append(TopicReport(inj.topic, bands.get(inj.topic, "low"), results, summary,
-                                   threshold, own_fa, bursts, run))
+                                   threshold, own_fa, bursts, run, fitted))
         say(f"{inj.topic}: {summary.caught}/{summary.bursts} caught"
             + (f", oracle {summary.oracle_caught}" if summary.oracle_caught is not None else ""))
     pooled = summarize([r for t in reports for r in t.results])
@@ -475,4 +610,5 @@ def backtest(clean: Sequence[ScoredRecord], *, settings: MonitorSettings, for_s:
     return Report(detector="zscore" if legacy else "detector", records=len(clean), days=span,
                   rate_per_min=len(clean) / (span * 1440), false_alerts=fa, topics=reports,
                   pooled=pooled, bands=by_band, truth=truth_summary, clean=base,
-                  explained=explains(base.episodes, truth, grace_s=grace))
+                  explained=explains(base.episodes, truth, grace_s=grace), fits=fits,
+                  fitted=summarize([r for t in reports for r in t.fitted]) if fits else None)

@@ -27,6 +27,7 @@ examples:
   sentimon backtest --detector zscore --for 10m --inject Earnings --multiple 4   # the old statistic
   sentimon backtest --shuffle                         # the same records with no real events: the budget
   SENTIMON_MONITOR__REPEAT_WINDOW_S=3600 sentimon backtest   # copies of a text counted once
+  sentimon backtest history.jsonl --fit-false-alerts 1   # the budgets that give 1 a day on it
 
 A stream file is JSONL of scored records (the sentimon.scored format), or CSV/JSONL of
 texts with `text` and `ts` columns (scored with the released model; `tickers` optional).
@@ -78,6 +79,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                    help="replay the stream's null twin: record contents permuted among records "
                    "at the same hour of day on other days (same mix and daily rhythm, no real "
                    "events), to check that the false-alert budget holds on your own history")
+    p.add_argument("--fit-false-alerts", type=float, metavar="PER_DAY",
+                   help="find the budgets (monitor.false_alerts_per_day_topics and _tickers) "
+                   "that give at most PER_DAY false alerts a day on this stream, and report "
+                   "recall and delay at them too. The configured budget is a bound for records "
+                   "that are independent given their baseline; retweet waves and bots exceed it")
     p.add_argument("--no-oracle", action="store_true", help="skip the oracle (faster)")
     p.add_argument("--png", type=Path, metavar="FILE",
                    help="plot the first injected topic's evidence, bursts and alerts")
@@ -203,6 +209,7 @@ def format_report(report: Any, *, header: str) -> str:
     lines.append("false alerts a day: " + ", ".join(
         f"{k} {v:.2f} ({report.false_alerts[k]})" for k, v in fa.items()))
     lines.extend(_alert_lines(report))
+    lines.extend(_fit_lines(report))
     if report.truth is not None:
         t = report.truth
         lines.append(f"truth: {t.caught}/{t.bursts} caught, delay median "
@@ -222,7 +229,33 @@ def format_report(report: Any, *, header: str) -> str:
                 f"{_fmt_r(s.recall_ratio):>9}{_fmt_r(s.delay_ratio):>8}{n_fa:>4}")
         lines.append("delays run from a burst's first record to the alert firing (rule for: "
                      "included); the oracle's alerts pass the same for:")
+        if report.fitted is not None:
+            lines.append("")
+            lines.append(f"at the fitted topic budget "
+                         f"({report.fits['topics'].fitted:g} a day; the oracle as above):")
+            fitted = [(t.topic, t.fitted_summary) for t in report.topics]
+            for name, f in [*fitted, ("[all]", report.fitted)]:
+                if f is not None:
+                    lines.append(f"  {name[:27]:<28}{f.caught:>3}/{f.bursts} caught, delay p50 "
+                                 f"{_fmt_s(f.delay_median_s)}, p90 {_fmt_s(f.delay_p90_s)}, "
+                                 f"recall/o {_fmt_r(f.recall_ratio)}, delay/o "
+                                 f"{_fmt_r(f.delay_ratio)}")
     return "\n".join(lines)
+
+
+def _fit_lines(report: Any) -> list[str]:
+    if not report.fits:
+        return []
+    lines = ["budgets fitted on this stream (false alerts a day: configured -> fitted):"]
+    for name, fit in report.fits.items():
+        env = f"SENTIMON_MONITOR__FALSE_ALERTS_PER_DAY_{name.upper()}"
+        lines.append(f"  {env}={fit.fitted:g}  ({name}: {fit.configured:g} gives "
+                     f"{fit.configured_false_alerts_per_day:.2f} a day here, {fit.fitted:g} "
+                     f"gives {fit.false_alerts_per_day:.2f}; thresholds {fit.shift:+.2f} nats)")
+        if fit.false_alerts_per_day > fit.target:
+            lines.append(f"  (no budget gives {fit.target:g} a day: the {name}' remaining alerts "
+                         "are strong surges; are they in --truth?)")
+    return lines
 
 
 def report_json(report: Any) -> dict[str, Any]:
@@ -240,9 +273,13 @@ def report_json(report: Any) -> dict[str, Any]:
             "oracle_threshold": t.oracle_threshold, "false_alerts": t.false_alerts,
             "bursts": [{**b.burst.as_json(), "detected_after_s": b.delay,
                         "oracle_after_s": b.oracle_delay} for b in t.results],
+            "fitted_after_s": [b.delay for b in t.fitted] if t.fitted else None,
         } for t in report.topics],
         "bands": {k: summary(v) for k, v in report.bands.items()},
         "pooled": summary(report.pooled),
+        "fits": {k: asdict(v) for k, v in report.fits.items()},
+        "fitted": {t.topic: summary(t.fitted_summary) for t in report.topics if t.fitted},
+        "fitted_pooled": summary(report.fitted) if report.fitted is not None else None,
     }
 
 
@@ -261,6 +298,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"sentimon backtest: {exc}", file=sys.stderr)
         return 2
     legacy = args.detector == "zscore"
+    if args.fit_false_alerts is not None and (legacy or args.fit_false_alerts < 0):
+        print("sentimon backtest: --fit-false-alerts needs the detector (not zscore) and a "
+              "rate of zero or more a day", file=sys.stderr)
+        return 2
     if legacy and args.keep_firing_for is None:
         keep_s = 0.0  # the old rule had none
     topics = [t.strip() for group in args.inject or [] for t in group.split(",") if t.strip()]
@@ -305,6 +346,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             burst_pool=scenario.load_pool("bearish") if injections else None,
             truth=_truth(args.truth) if args.truth else (), grace_s=grace_s,
             oracle=not args.no_oracle, temperature=temperature,
+            fit_false_alerts=args.fit_false_alerts,
             progress=lambda line: print(line, file=sys.stderr))
     except (ValueError, FileNotFoundError) as exc:
         print(f"sentimon backtest: {exc}", file=sys.stderr)

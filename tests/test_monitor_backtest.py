@@ -207,6 +207,66 @@ def test_mixture_oracle_threshold_meets_its_false_alarm_rate() -> None:
     assert t_blind is not None and t_known is not None and t_known <= t_blind
 
 
+@pytest.fixture(scope="module")
+def bursty(small: list) -> tuple[list, list[Burst]]:
+    """The small stream with bursts of 25 negative texts: alerts at every budget tried."""
+    return scenario.inject(small, scenario.load_pool("bearish"), topic="Stock Movement",
+                           extra=25, every_s=3 * 3600, warmup_s=4 * 3600)
+
+
+def test_refire_gives_the_alerts_of_a_replay_at_another_budget(
+        bursty: tuple[list, list[Burst]]) -> None:
+    """One replay answers for every budget: re-firing at a shifted threshold gives the same
+    episodes as replaying with the budget that shift stands for, lower and higher."""
+    from sentimon.config import MonitorSettings
+    from sentimon.monitor.backtest import refire, replay
+
+    records, _ = bursty
+    m = MonitorSettings(min_history_s=3600)
+    base = replay(records, settings=m, for_s=30, keep_s=600)
+    assert refire(base, {}, for_s=30, keep_s=600) == base.episodes
+    for topics, tickers in ((0.25, 0.5), (4.0, 2.0), (0.01, 1.0)):
+        at = replay(records, settings=m.model_copy(update={
+            "false_alerts_per_day_topics": topics, "false_alerts_per_day_tickers": tickers}),
+            for_s=30, keep_s=600)
+        shifted = refire(base, {"topics": math.log(1 / topics), "tickers": math.log(1 / tickers)},
+                         for_s=30, keep_s=600)
+        assert shifted == at.episodes, (topics, tickers)
+        assert at.episodes != base.episodes  # not vacuous: the budget changes the alerts
+    with pytest.raises(ValueError, match="new replay"):
+        refire(base, {"topics": base.min_shift - 0.1}, for_s=30, keep_s=600)
+
+
+def test_fit_budgets_finds_the_largest_budget_that_holds_the_target(
+        bursty: tuple[list, list[Burst]]) -> None:
+    from sentimon.config import MonitorSettings
+    from sentimon.monitor.backtest import false_alerts, fit_budgets, replay
+
+    records, bursts = bursty
+    m = MonitorSettings(min_history_s=3600)
+    base = replay(records, settings=m, for_s=30, keep_s=600)
+    configured = {"topics": 1.0, "tickers": 1.0}
+
+    def topic_fa(budget: float) -> float:
+        run = replay(records, settings=m.model_copy(
+            update={"false_alerts_per_day_topics": budget}), for_s=30, keep_s=600)
+        fa = false_alerts(run.episodes, bursts, grace_s=600)
+        return (fa["topic"] + fa["market"]) / run.days
+
+    # Stricter (1 a day) and looser (3 a day) than the configured budget gives here (2).
+    for target in (1.0, 3.0):
+        fit = fit_budgets(base, target=target, configured=configured, for_s=30, keep_s=600,
+                          truth=bursts, grace_s=600)["topics"]
+        assert fit.false_alerts_per_day <= target
+        assert (fit.fitted < 1.0) == (fit.configured_false_alerts_per_day > target)
+        # A replay at the fitted budget agrees; a budget a step (and the rounding) larger
+        # does not hold the target: the fit is the largest, not just any small one.
+        assert topic_fa(fit.fitted) <= target < topic_fa(fit.fitted * math.exp(0.05) * 1.1)
+    # Without the truth the bursts count as false and no budget hides them: the fit says so.
+    blind = fit_budgets(base, target=1.0, configured=configured, for_s=30, keep_s=600)
+    assert blind["topics"].false_alerts_per_day > 1.0 == blind["topics"].target
+
+
 def _write_scored(records: list, path: Path) -> None:
     from datetime import UTC, datetime
 
@@ -255,9 +315,20 @@ def test_backtest_cli_end_to_end(small: list, tmp_path: Path, capsys: pytest.Cap
     _write_scored(small, clean)
     assert main(["backtest", str(clean), "--inject", "Stock Movement", "--extra", "25",
                  "--every", "4h", "--warmup", "8h", "--png", str(png),
-                 "--json-out", str(out2)]) == 0
+                 "--fit-false-alerts", "0.5", "--json-out", str(out2)]) == 0
     assert png.read_bytes().startswith(b"\x89PNG")
-    topics = json.loads(out2.read_text())["topics"]
+    doc = json.loads(out2.read_text())
+    # The budgets fitted on the clean stream, as settings to copy, and the bursts at them.
+    printed = capsys.readouterr().out
+    for name in ("topics", "tickers"):
+        fit = doc["fits"][name]
+        assert f"SENTIMON_MONITOR__FALSE_ALERTS_PER_DAY_{name.upper()}={fit['fitted']:g}" in printed
+        assert fit["false_alerts_per_day"] <= 0.5
+    assert "at the fitted topic budget" in printed
+    assert doc["fitted_pooled"]["bursts"] == doc["pooled"]["bursts"]
+    assert doc["fitted_pooled"]["caught"] <= doc["pooled"]["caught"] or doc["fits"]["topics"][
+        "shift"] < 0
+    topics = doc["topics"]
     assert topics[0]["topic"] == "Stock Movement"
     s = topics[0]["summary"]
     assert s["oracle_caught"] is not None and s["caught"] >= 1
