@@ -21,14 +21,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine_info, script_parser, write_json
+from benchmarks.common import (
+    SCENARIO_TOPICS,
+    alert_setup,
+    burst_size,
+    machine_info,
+    script_parser,
+    write_json,
+)
 
-DEFAULT_TOPICS = "Stock Commentary,Earnings,Fed | Central Banks"
+DEFAULT_TOPICS = SCENARIO_TOPICS
 DEFAULT_SIZES = "1.5x,2x,4x,10,20,40,80"
-
-
-def _size(text: str) -> dict[str, Any]:
-    return {"multiple": float(text[:-1])} if text.endswith("x") else {"extra": int(text)}
 
 
 def main() -> int:
@@ -55,18 +58,13 @@ def main() -> int:
     p.add_argument("--markdown", action="store_true", help="print the docs tables")
     args = p.parse_args()
 
-    from sentimon.config import Settings
     from sentimon.monitor import scenario
     from sentimon.monitor.backtest import Injection, backtest, replay
     from sentimon.monitor.backtest_cli import report_json
-    from sentimon.monitor.report import parse_duration
 
-    settings = Settings()
-    for_s = parse_duration(settings.alerts.spike_for, allow_zero=True)
-    keep_s = parse_duration(settings.alerts.spike_keep_firing_for)
-    temperature = scenario.sentiment_temperature()
-    pool = scenario.load_pool("stocknet")
-    bursts = scenario.load_pool("bearish")
+    setup = alert_setup()
+    settings, for_s, keep_s = setup.settings, setup.for_s, setup.keep_s
+    temperature, bursts = setup.temperature, setup.bursts
     topics = [t.strip() for t in args.topics.split(",") if t.strip()]
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     legacy_rates = {float(r) for r in args.legacy_rates.split(",")} if args.legacy else set()
@@ -75,7 +73,7 @@ def main() -> int:
     runs: list[dict[str, Any]] = []
     started = time.monotonic()
     for rate in [float(r) for r in args.rates.split(",")]:
-        clean = scenario.fold(pool, rate_per_min=rate, temperature=temperature)
+        clean = setup.stream(rate)
         variants = [*([] if args.no_detector else ["detector"]),
                     *([other] if rate in other_rates else []),
                     *(["zscore"] if rate in legacy_rates else [])]
@@ -89,7 +87,7 @@ def main() -> int:
             print(f"[{time.monotonic() - started:6.0f}s] {rate:g}/min {detector}: clean replay "
                   f"{time.monotonic() - t:.0f}s, {len(base.episodes)} alerts", file=sys.stderr)
             for size in sizes:
-                injections = [Injection(topic=topic, **_size(size)) for topic in topics]
+                injections = [Injection(topic=topic, **burst_size(size)) for topic in topics]
                 usable = []
                 for inj in injections:
                     try:  # a multiple a topic's share cannot reach is skipped, and said so

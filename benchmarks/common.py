@@ -212,3 +212,47 @@ def write_json(path: Path | None, doc: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"wrote {path}")
+
+
+#: The topics the alert benchmarks inject into: a busy, a medium and a rare one.
+SCENARIO_TOPICS = "Stock Commentary,Earnings,Fed | Central Banks"
+
+
+def burst_size(text: str) -> dict[str, Any]:
+    """A burst size as ``scenario.inject`` keywords: ``Mx`` multiplies the topic's negative
+    share by M, ``N`` adds N texts."""
+    return {"multiple": float(text[:-1])} if text.endswith("x") else {"extra": int(text)}
+
+
+@dataclass(frozen=True)
+class AlertSetup:
+    """What the alert benchmarks share: the settings, the rule's timing, the scenario pools."""
+
+    settings: Any  # sentimon.config.Settings
+    for_s: float
+    keep_s: float
+    temperature: float
+    stocknet: Any  # the StockNet pool (pandas DataFrame)
+    bursts: Any  # the Bearish burst pool
+
+    def stream(self, rate_per_min: float) -> list[Any]:
+        """The clean StockNet stream folded to ``rate_per_min`` messages a minute."""
+        from sentimon.monitor import scenario
+
+        return scenario.fold(self.stocknet, rate_per_min=rate_per_min,
+                             temperature=self.temperature)
+
+
+def alert_setup() -> AlertSetup:
+    """Settings from the configuration (``SENTIMON_*`` applies) and the committed scenarios."""
+    from sentimon.config import Settings
+    from sentimon.monitor import scenario
+    from sentimon.monitor.report import parse_duration
+
+    settings = Settings()
+    return AlertSetup(
+        settings=settings,
+        for_s=parse_duration(settings.alerts.spike_for, allow_zero=True),
+        keep_s=parse_duration(settings.alerts.spike_keep_firing_for),
+        temperature=scenario.sentiment_temperature(),
+        stocknet=scenario.load_pool("stocknet"), bursts=scenario.load_pool("bearish"))

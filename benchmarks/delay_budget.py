@@ -27,9 +27,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine_info, script_parser, write_json
+from benchmarks.common import (
+    SCENARIO_TOPICS,
+    alert_setup,
+    burst_size,
+    machine_info,
+    script_parser,
+    write_json,
+)
 
-DEFAULT_TOPICS = "Stock Commentary,Earnings,Fed | Central Banks"
+DEFAULT_TOPICS = SCENARIO_TOPICS
 DEFAULT_SIZES = "4x,10,20"
 STEPS = ("oracle", "size unknown", "bound threshold", "monitor")
 
@@ -43,21 +50,15 @@ def main() -> int:
     p.add_argument("--json-out", type=Path, help="write all figures as JSON")
     args = p.parse_args()
 
-    from sentimon.config import Settings
     from sentimon.monitor import oracle, scenario
     from sentimon.monitor.aggregate import DetectorConfig
     from sentimon.monitor.backtest import first_in, match, replay, volume_bands
     from sentimon.monitor.detector import threshold
-    from sentimon.monitor.report import parse_duration
 
-    settings = Settings()
-    m = settings.monitor
-    for_s = parse_duration(settings.alerts.spike_for, allow_zero=True)
-    keep_s = parse_duration(settings.alerts.spike_keep_firing_for)
-    temperature = scenario.sentiment_temperature()
-    clean = scenario.fold(scenario.load_pool("stocknet"), rate_per_min=args.rate,
-                          temperature=temperature)
-    pool = scenario.load_pool("bearish")
+    setup = alert_setup()
+    m = setup.settings.monitor
+    for_s, keep_s, temperature, pool = setup.for_s, setup.keep_s, setup.temperature, setup.bursts
+    clean = setup.stream(args.rate)
     bucket_s = m.short_window_s / 60
     n_topics = len(volume_bands(clean))
     per_series = m.false_alerts_per_day_topics / (n_topics + 1)
@@ -67,8 +68,7 @@ def main() -> int:
     started = time.monotonic()
     rows: list[dict[str, Any]] = []
     for size in [s.strip() for s in args.sizes.split(",") if s.strip()]:
-        kw: dict[str, Any] = ({"multiple": float(size[:-1])} if size.endswith("x")
-                              else {"extra": int(size)})
+        kw = burst_size(size)
         for topic in [t.strip() for t in args.topics.split(",") if t.strip()]:
             try:
                 records, bursts = scenario.inject(clean, pool, topic=topic, temperature=temperature,

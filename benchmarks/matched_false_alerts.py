@@ -11,11 +11,12 @@ threshold), and compares recall and delay on the injected bursts at that common 
 That is the fair form of the target "<= 1 false topic alert a day" beside "recall >= 0.9
 of the oracle's": what any detector of the oracle's sensitivity pays on this stream.
 
-Only absolute sizes (N extra texts): an oracle per topic needs the burst's size in
-negatives, the same for every topic.
+Sizes are N extra texts, or Mx (the topic's negative share multiplied by M, as `sentimon
+backtest --multiple`): each topic's oracle on the clean stream is tuned to the negatives
+such a burst would add to that topic.
 
 examples:
-  python -m benchmarks.matched_false_alerts --rate 17 --sizes 10,20,40,80 \\
+  python -m benchmarks.matched_false_alerts --rate 17 --sizes 4x,10,20,40,80 \\
       --json-out benchmarks/results/matched_false_alerts_17.json
 """
 
@@ -28,9 +29,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine_info, script_parser, write_json
+from benchmarks.common import (
+    SCENARIO_TOPICS,
+    alert_setup,
+    burst_size,
+    machine_info,
+    script_parser,
+    write_json,
+)
 
-DEFAULT_TOPICS = "Stock Commentary,Earnings,Fed | Central Banks"
 #: Alarms closer than this belong to one alert (the rule's keep_firing_for: 10m).
 EPISODE_GAP_S = 600.0
 
@@ -49,8 +56,9 @@ def _episodes(times: list[float]) -> list[float]:
 def main() -> int:
     p = script_parser("benchmarks.matched_false_alerts", __doc__ or "")
     p.add_argument("--rate", type=float, default=17.0, help="messages a minute (default 17)")
-    p.add_argument("--topics", default=DEFAULT_TOPICS, help="topics to inject into")
-    p.add_argument("--sizes", default="10,20,40,80", help="extra texts a burst (default 10,20,40,80)")
+    p.add_argument("--topics", default=SCENARIO_TOPICS, help="topics to inject into")
+    p.add_argument("--sizes", default="10,20,40,80",
+                   help="N extra texts or Mx the negative share (default 10,20,40,80)")
     p.add_argument("--false-alerts", type=float, default=1.0,
                    help="false topic alerts a day on the clean stream (default 1)")
     p.add_argument("--json-out", type=Path, help="write all figures as JSON")
@@ -58,22 +66,16 @@ def main() -> int:
 
     from dataclasses import replace
 
-    from sentimon.config import Settings
     from sentimon.monitor import oracle as O
     from sentimon.monitor import scenario
     from sentimon.monitor.backtest import Injection, backtest, first_in, replay
-    from sentimon.monitor.report import parse_duration
 
-    settings = Settings()
-    m = settings.monitor
-    for_s = parse_duration(settings.alerts.spike_for, allow_zero=True)
-    keep_s = parse_duration(settings.alerts.spike_keep_firing_for)
-    temperature = scenario.sentiment_temperature()
-    pool = scenario.load_pool("bearish")
-    clean = scenario.fold(scenario.load_pool("stocknet"), rate_per_min=args.rate,
-                          temperature=temperature)
+    setup = alert_setup()
+    m = setup.settings.monitor
+    for_s, keep_s, temperature, pool = setup.for_s, setup.keep_s, setup.temperature, setup.bursts
+    clean = setup.stream(args.rate)
     topics = [t.strip() for t in args.topics.split(",") if t.strip()]
-    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     started = time.monotonic()
 
     def say(line: str) -> None:
@@ -92,12 +94,25 @@ def main() -> int:
     labels = pool[["logit_negative", "logit_neutral", "logit_positive"]].to_numpy().argmax(1)
     q = float((labels == 0).mean())  # burst texts the model labels negative
 
+    def burst_negatives(topic: str, size: str) -> float:
+        """Negatives a burst of ``size`` adds to ``topic`` (as scenario.inject sizes it)."""
+        if not size.endswith("x"):
+            return int(size) * q
+        m_ = float(size[:-1])
+        per_hour, p0 = scenario.topic_profile(clean, topic)
+        n0 = float(per_hour.mean()) / 6  # records in 10 minutes
+        mine = labels[(pool.topic == topic).to_numpy()]
+        q_t = float((mine == 0).mean()) if len(mine) else q
+        if q_t <= m_ * p0:  # that multiple cannot be injected; the negatives it would add
+            return (m_ - 1) * n0 * p0
+        return q_t * n0 * p0 * (m_ - 1) / (q_t - m_ * p0)
+
     runs: list[dict[str, Any]] = []
     for size in sizes:
         # The oracle of every topic for bursts of this size, at the null threshold.
-        extra = size * q / (600.0 / bucket_s)
         oracles = {}
         for t in all_topics:
+            extra = max(burst_negatives(t, size), 1e-3) / (600.0 / bucket_s)
             mu0 = O.baseline_rates(clean, t, bucket_s=bucket_s)
             th = O.calibrate(mu0, extra, alarms_per_day=per_series, days=300)
             oracles[t] = O.Oracle(start=start, bucket_s=bucket_s, mu0=mu0, extra=extra,
@@ -133,17 +148,18 @@ def main() -> int:
                 s += 0.1
             own[t] = s
             own_alerts += alerts(s)
-        say(f"{size} texts: oracle on the clean stream {null_rate:.2f} false alerts a day at "
+        label = size if size.endswith("x") else f"{size} texts"
+        say(f"{label}: oracle on the clean stream {null_rate:.2f} false alerts a day at "
             f"the null threshold, {fitted_rate:.2f} at +{shift:.1f} nats")
 
         report = backtest(clean, settings=m, for_s=for_s, keep_s=keep_s,
-                          injections=[Injection(topic=t, extra=size) for t in topics],
+                          injections=[Injection(topic=t, **burst_size(size)) for t in topics],
                           burst_pool=pool, temperature=temperature, clean_replay=base,
                           fit_false_alerts=args.false_alerts)
         ours_fit = report.fits["topics"]
         rows = []
         for t in report.topics:
-            records, bursts = scenario.inject(clean, pool, topic=t.topic, extra=size,
+            records, bursts = scenario.inject(clean, pool, topic=t.topic, **burst_size(size),
                                               temperature=temperature)
             # The oracle of `sentimon backtest` (same start, counts and threshold), shifted.
             first = min(r.ts for r in records)
@@ -172,7 +188,7 @@ def main() -> int:
                 "oracle_per_topic": delays(own[t.topic]),
                 "oracle_per_topic_shift": own[t.topic],
             })
-        runs.append({"size": size, "oracle_false_alerts_per_day_null": null_rate,
+        runs.append({"size": label, "oracle_false_alerts_per_day_null": null_rate,
                      "oracle_false_alerts_by_topic_null": null_per,
                      "oracle_shift": shift, "oracle_false_alerts_per_day_fitted": fitted_rate,
                      "oracle_per_topic_shifts": own,
@@ -181,7 +197,7 @@ def main() -> int:
                      "ours_fitted_budget": ours_fit.fitted, "ours_shift": ours_fit.shift,
                      "ours_false_alerts_per_day_fitted": ours_fit.false_alerts_per_day,
                      "topics": rows})
-        say(f"{size} texts: done")
+        say(f"{label}: done")
 
     print(markdown(runs, target=args.false_alerts))
     write_json(args.json_out, {"benchmark": "matched_false_alerts", "machine": machine_info(),
@@ -195,13 +211,12 @@ def _pooled(rows: list[dict[str, Any]], ours: str, theirs: str) -> str:
     caught_a = sum(d is not None for d in a)
     caught_b = sum(d is not None for d in b)
     both = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None]
-    med_a = statistics.median(x for x in a if x is not None) / 60 if caught_a else math.nan
-    med_b = statistics.median(y for y in b if y is not None) / 60 if caught_b else math.nan
-    ratio = (statistics.median(x for x, _ in both) / statistics.median(y for _, y in both)
-             if both else math.nan)
-    recall = caught_a / caught_b if caught_b else math.nan
-    return (f"{caught_a}/{len(a)}, {med_a:.1f} min | {caught_b}/{len(b)}, {med_b:.1f} min | "
-            f"{recall:.2f} | {ratio:.2f}")
+    med_a = f"{statistics.median(x for x in a if x is not None) / 60:.1f} min" if caught_a else "-"
+    med_b = f"{statistics.median(y for y in b if y is not None) / 60:.1f} min" if caught_b else "-"
+    ratio = (f"{statistics.median(x for x, _ in both) / statistics.median(y for _, y in both):.2f}"
+             if both else "-")
+    recall = f"{caught_a / caught_b:.2f}" if caught_b else "-"
+    return f"{caught_a}/{len(a)}, {med_a} | {caught_b}/{len(b)}, {med_b} | {recall} | {ratio}"
 
 
 def markdown(runs: list[dict[str, Any]], *, target: float) -> str:
@@ -209,16 +224,16 @@ def markdown(runs: list[dict[str, Any]], *, target: float) -> str:
            "ours caught, median | oracle caught, median | recall / oracle | delay / oracle |",
            "| --- | --- | --- | --- | --- | --- |"]
     for r in runs:
-        out.append(f"| {r['size']} texts, null thresholds | {r['ours_false_alerts_per_day']:.2f}"
+        out.append(f"| {r['size']}, null thresholds | {r['ours_false_alerts_per_day']:.2f}"
                    f" / {r['oracle_false_alerts_per_day_null']:.2f} | "
                    + _pooled(r["topics"], "ours", "oracle") + " |")
-        out.append(f"| {r['size']} texts, <= {target:g} a day (ours +{r['ours_shift']:.2f}, "
+        out.append(f"| {r['size']}, <= {target:g} a day (ours +{r['ours_shift']:.2f}, "
                    f"oracle +{r['oracle_shift']:.1f} nats) | "
                    f"{r['ours_false_alerts_per_day_fitted']:.2f} / "
                    f"{r['oracle_false_alerts_per_day_fitted']:.2f} | "
                    + _pooled(r["topics"], "ours_fitted", "oracle_fitted") + " |")
         shifts = ", ".join(f"{t['oracle_per_topic_shift']:.1f}" for t in r["topics"])
-        out.append(f"| {r['size']} texts, <= {target:g} a day, oracle per topic (+{shifts} "
+        out.append(f"| {r['size']}, <= {target:g} a day, oracle per topic (+{shifts} "
                    f"nats) | {r['ours_false_alerts_per_day_fitted']:.2f} / "
                    f"{r['oracle_per_topic_false_alerts_per_day']:.2f} | "
                    + _pooled(r["topics"], "ours_fitted", "oracle_per_topic") + " |")
