@@ -274,6 +274,9 @@ class BudgetFit:
     shift: float  # nats added to the family's thresholds
     false_alerts_per_day: float  # on the history at the fitted budget
     configured_false_alerts_per_day: float  # on the history at the configured budget
+    #: Fitted on the history's first half alone, its second half gives this many a day:
+    #: how well a fit carries to data it has not seen (real streams' waves come and go).
+    holdout_false_alerts_per_day: float | None = None
 
 
 def fit_budgets(out: Replay, *, target: float, configured: Mapping[str, float], for_s: float,
@@ -288,25 +291,33 @@ def fit_budgets(out: Replay, *, target: float, configured: Mapping[str, float], 
     of ``step`` nats from the lowest the replay allows; the fitted budget is rounded down to
     two significant figures. Where even ``max_shift`` nats do not hold the target, the fit
     says so by its ``false_alerts_per_day`` above ``target``: alerts that strong are surges.
+    A fit is in-sample; ``holdout_false_alerts_per_day`` (a fit on the first half, counted on
+    the second; histories of two days or more) tells how far it carries.
     """
     fits: dict[str, BudgetFit] = {}
     families = {"topics": ("topic", "market"), "tickers": ("ticker",)}
+    middle = out.start + (out.end - out.start) / 2
+    whole, first, second = (out.start, math.inf), (out.start, middle), (middle, math.inf)
 
-    def rate(budget: str, s: float) -> float:
+    def rate(budget: str, s: float, span: tuple[float, float] = whole) -> float:
         episodes = [e for e in refire(out, {budget: s}, for_s=for_s, keep_s=keep_s)
-                    if e.key[0] in families[budget]]
+                    if e.key[0] in families[budget] and span[0] <= e.fired < span[1]]
         fa = false_alerts(episodes, truth, grace_s=grace_s)
-        return sum(fa[f] for f in families[budget]) / out.days
+        days = (min(span[1], out.end) - span[0]) / DAY
+        return sum(fa[f] for f in families[budget]) / max(days, 1e-9)
+
+    def lowest(budget: str, span: tuple[float, float]) -> float:
+        s = max(out.min_shift, -MARGIN_FLOOR)
+        while s < max_shift and rate(budget, s, span) > target:
+            s += step
+        return s
 
     for budget in families:
-        now = rate(budget, 0.0)
-        s = max(out.min_shift, -MARGIN_FLOOR)
-        while s < max_shift and rate(budget, s) > target:
-            s += step
-        fitted = _round_down(configured[budget] * math.exp(-s))
+        fitted = _round_down(configured[budget] * math.exp(-lowest(budget, whole)))
         s = math.log(configured[budget] / fitted)
+        holdout = rate(budget, lowest(budget, first), second) if out.days >= 2 else None
         fits[budget] = BudgetFit(budget, target, configured[budget], fitted, s, rate(budget, s),
-                                 now)
+                                 rate(budget, 0.0), holdout)
     return fits
 
 

@@ -83,7 +83,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                    help="find the budgets (monitor.false_alerts_per_day_topics and _tickers) "
                    "that give at most PER_DAY false alerts a day on this stream, and report "
                    "recall and delay at them too. The configured budget is a bound for records "
-                   "that are independent given their baseline; retweet waves and bots exceed it")
+                   "that are independent given their baseline; retweet waves and bots exceed it. "
+                   "A fit holds on the history it saw; the report says how well a fit on the "
+                   "first half holds on the second")
     p.add_argument("--no-oracle", action="store_true", help="skip the oracle (faster)")
     p.add_argument("--png", type=Path, metavar="FILE",
                    help="plot the first injected topic's evidence, bursts and alerts")
@@ -246,12 +248,16 @@ def format_report(report: Any, *, header: str) -> str:
 def _fit_lines(report: Any) -> list[str]:
     if not report.fits:
         return []
-    lines = ["budgets fitted on this stream (false alerts a day: configured -> fitted):"]
+    lines = ["budgets fitted on this stream (false alerts a day; 'holdout': fitted on the first "
+             "half alone, counted on the second: how far a fit carries):"]
     for name, fit in report.fits.items():
         env = f"SENTIMON_MONITOR__FALSE_ALERTS_PER_DAY_{name.upper()}"
+        holdout = ("" if fit.holdout_false_alerts_per_day is None
+                   else f"; holdout {fit.holdout_false_alerts_per_day:.2f}")
         lines.append(f"  {env}={fit.fitted:g}  ({name}: {fit.configured:g} gives "
                      f"{fit.configured_false_alerts_per_day:.2f} a day here, {fit.fitted:g} "
-                     f"gives {fit.false_alerts_per_day:.2f}; thresholds {fit.shift:+.2f} nats)")
+                     f"gives {fit.false_alerts_per_day:.2f}; thresholds {fit.shift:+.2f} nats"
+                     f"{holdout})")
         if fit.false_alerts_per_day > fit.target:
             lines.append(f"  (no budget gives {fit.target:g} a day: the {name}' remaining alerts "
                          "are strong surges; are they in --truth?)")

@@ -23,6 +23,7 @@ from sentimon.monitor.backtest import (
 from sentimon.monitor.scenario import Burst
 
 T0 = scenario.EPOCH
+DAY_S = 86_400.0
 
 
 def test_rule_fires_after_for_and_keeps_firing() -> None:
@@ -265,6 +266,34 @@ def test_fit_budgets_finds_the_largest_budget_that_holds_the_target(
     # Without the truth the bursts count as false and no budget hides them: the fit says so.
     blind = fit_budgets(base, target=1.0, configured=configured, for_s=30, keep_s=600)
     assert blind["topics"].false_alerts_per_day > 1.0 == blind["topics"].target
+    assert blind["topics"].holdout_false_alerts_per_day is None  # a one-day history
+
+
+def test_fit_budgets_checks_a_fit_on_the_first_half_against_the_second() -> None:
+    """A four-day history whose waves differ between its halves: the whole-history fit holds
+    the target, and the holdout says what a fit on the first half gives on the second."""
+    from sentimon.monitor.backtest import Replay, fit_budgets, refire
+
+    bucket = 15.0
+    days = 4
+    times = [i * bucket for i in range(int(days * DAY_S / bucket))]
+    margins: list[tuple[int, float]] = []
+    # Excursions of 2 minutes: two in the first half (2.0, 5.0), three in the second.
+    for day, peak in ((0.5, 2.0), (1.5, 5.0), (2.5, 1.0), (3.0, 3.0), (3.5, 6.0)):
+        first = int(day * DAY_S / bucket)
+        margins += [(i, peak) for i in range(first, first + 8)]
+    out = Replay(start=0.0, end=days * DAY_S, bucket_s=bucket, episodes=[], eval_times=times,
+                 margins={("topic", "A"): margins})
+    assert len(refire(out, {}, for_s=30)) == 5
+    fit = fit_budgets(out, target=0.5, configured={"topics": 1.0, "tickers": 1.0},
+                      for_s=30)["topics"]
+    # The whole history allows two alerts: thresholds above 3.0, below 5.0.
+    assert fit.configured_false_alerts_per_day == pytest.approx(5 / 4, rel=1e-3)
+    assert 3.0 < fit.shift <= 3.0 + 0.05 + math.log(1.1)
+    assert fit.false_alerts_per_day == pytest.approx(2 / 4, rel=1e-3)
+    # On the first half (one alert allowed) the fit sits above 2.0, where the second half
+    # still has two (3.0 and 6.0): a day of waves more than the fit saw.
+    assert fit.holdout_false_alerts_per_day == pytest.approx(2 / 2, rel=1e-3)
 
 
 def _write_scored(records: list, path: Path) -> None:
