@@ -22,7 +22,7 @@ lint:
 	$(VENV)/ruff check .
 
 typecheck:
-	$(VENV)/mypy sentimon ingest model monitor alerts deploy tests/conftest.py
+	$(VENV)/mypy sentimon ingest model monitor alerts deploy benchmarks tests/conftest.py
 
 bench:
 	$(VENV)/python -m benchmarks.model_bench --json-out benchmarks/results/model.json

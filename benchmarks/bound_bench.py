@@ -89,6 +89,8 @@ def gemm_rates(repeats: int) -> dict[str, float]:
     rng = np.random.default_rng(0)
     rates = {}
     for name in ("int8", "fp32"):
+        a: np.ndarray
+        b: np.ndarray
         if name == "int8":
             a_type, b = TensorProto.UINT8, rng.integers(-127, 127, (GEMM_K, GEMM_N), dtype=np.int8)
             node = helper.make_node("MatMulInteger", ["a", "b"], ["y"])

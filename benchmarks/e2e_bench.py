@@ -168,9 +168,10 @@ def wait_partitions(settings: Settings, names: list[str], count: int, *, timeout
 
 
 def message(t: Text, i: int, tag: str, ts: float) -> tuple[bytes, bytes]:
-    doc = {"id": f"{tag}:{i}", "ts": rfc3339(ts), "kind": t.kind, "source": t.source, "text": t.text,
+    key = f"{tag}:{i}"
+    doc = {"id": key, "ts": rfc3339(ts), "kind": t.kind, "source": t.source, "text": t.text,
            "tickers": list(t.tickers)}
-    return doc["id"].encode(), json.dumps(doc, ensure_ascii=False).encode()  # type: ignore[union-attr]
+    return key.encode(), json.dumps(doc, ensure_ascii=False).encode()
 
 
 def produce(settings: Settings, topics: TopicSettings, texts: list[Text], tag: str,

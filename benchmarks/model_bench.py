@@ -155,6 +155,7 @@ def prepare_baseline(args: argparse.Namespace, texts: list[str]) -> tuple[dict[s
     kw = {"batch_size": BASELINE_BATCH, "truncation": True, "max_length": args.max_length}
     pipe(texts[:BASELINE_BATCH], **kw)  # warm-up
     tok = pipe.tokenizer
+    assert tok is not None, "the pipeline has no tokenizer"
 
     def tokenize() -> None:
         for i in range(0, len(texts), BASELINE_BATCH):
@@ -214,8 +215,7 @@ def prepare_variant(args: argparse.Namespace, variant: str, model_dir: Path, tex
         # At batch 1 there is no padding, so sorting changes nothing: measured once.
         for sort in (True,) if bs == 1 else (True, False):
             row = {**base, "batch_size": bs, "sorted": "n/a" if bs == 1 else "yes" if sort else "no"}
-            jobs.append(Job(row, lambda bs=bs, sort=sort: model.predict(texts, batch_size=bs,
-                                                                         sort_by_length=sort)))
+            jobs.append(Job(row, _scoring(model, texts, batch_size=bs, sort=sort)))
     # The scorer hands each micro-batch (up to scorer.max_batch records in arrival order) to
     # predict with batch_size=len(batch): one run, padded to the batch's longest text.
     chunks = [texts[i : i + SCORER_BATCH] for i in range(0, len(texts), SCORER_BATCH)]
@@ -331,6 +331,11 @@ def agreement(a: Any, b: Any) -> dict[str, float]:
 # -- main ------------------------------------------------------------------------------------------
 
 
+
+def _scoring(model: Any, texts: list[str], *, batch_size: int, sort: bool) -> Callable[[], Any]:
+    """One timed job: score every text at ``batch_size``, length-sorted or not."""
+    return lambda: model.predict(texts, batch_size=batch_size, sort_by_length=sort)
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.device == "cuda":
@@ -348,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
 
     jobs: list[Job] = []
-    base_info, base_jobs = None, []
+    base_info, base_jobs = None, list[Job]()
     if args.skip_baseline:
         notes.append("baseline skipped (--skip-baseline): no ratios")
     else:
