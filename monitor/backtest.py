@@ -63,6 +63,7 @@ class Replay:
     margins: dict[Key, list[tuple[int, float]]] = field(default_factory=dict)
     #: The lowest shift of every threshold that :func:`refire` can apply exactly.
     min_shift: float = -math.inf
+    legacy: bool = False  # the z statistic: no evidence against a threshold to shift
 
     @property
     def days(self) -> float:
@@ -136,7 +137,8 @@ def replay(records: Iterable[ScoredRecord], *, settings: MonitorSettings, for_s:
     skip = skip_quiet and not legacy and lowest > math.log(horizon_b)
     rules: dict[Key, _Rule] = {}
     episodes: list[Episode] = []
-    out = Replay(start=math.nan, end=math.nan, bucket_s=bucket_s, episodes=episodes)
+    out = Replay(start=math.nan, end=math.nan, bucket_s=bucket_s, episodes=episodes,
+                 legacy=legacy)
     # Thresholds shifted below log(horizon) would let a series without records alarm, and
     # the skipped stretches would then matter.
     out.min_shift = max(-MARGIN_FLOOR, math.log(horizon_b) - lowest) if skip else -MARGIN_FLOOR
@@ -237,7 +239,9 @@ def refire(out: Replay, shift: Mapping[str, float], *, for_s: float,
     for shifts down to ``out.min_shift``; the detector's evidence does not depend on its
     threshold, so one replay answers for every budget.
     """
-    if out.margins and min(shift.get(BUDGET_OF[k[0]], 0.0) for k in out.margins) < out.min_shift:
+    if out.legacy:
+        raise ValueError("a replay of the z statistic has no threshold to shift")
+    if any(s < out.min_shift for s in shift.values()):
         raise ValueError(f"a shift below {out.min_shift:.2f} nats needs a new replay")
     times = out.eval_times
     episodes: list[Episode] = []

@@ -236,6 +236,9 @@ def test_refire_gives_the_alerts_of_a_replay_at_another_budget(
         assert at.episodes != base.episodes  # not vacuous: the budget changes the alerts
     with pytest.raises(ValueError, match="new replay"):
         refire(base, {"topics": base.min_shift - 0.1}, for_s=30, keep_s=600)
+    old = replay(records[:200], settings=m, for_s=30, keep_s=600, legacy=True)
+    with pytest.raises(ValueError, match="z statistic"):
+        refire(old, {}, for_s=30, keep_s=600)
 
 
 def test_fit_budgets_finds_the_largest_budget_that_holds_the_target(
