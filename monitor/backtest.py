@@ -296,7 +296,8 @@ def fit_budgets(out: Replay, *, target: float, configured: Mapping[str, float], 
     two significant figures. Where even ``max_shift`` nats do not hold the target, the fit
     says so by its ``false_alerts_per_day`` above ``target``: alerts that strong are surges.
     A fit is in-sample; ``holdout_false_alerts_per_day`` (a fit on the first half, counted on
-    the second; histories of two days or more) tells how far it carries.
+    the second; histories of two days or more) tells how far it carries. The halves split
+    the replay's time, so the first holds the warm-up before series can alarm.
     """
     fits: dict[str, BudgetFit] = {}
     families = {"topics": ("topic", "market"), "tickers": ("ticker",)}
