@@ -281,6 +281,9 @@ class BudgetFit:
     #: Fitted on the history's first half alone, its second half gives this many a day:
     #: how well a fit carries to data it has not seen (real streams' waves come and go).
     holdout_false_alerts_per_day: float | None = None
+    #: The fit stopped at the loosest budget the replay can tell (``MARGIN_FLOOR`` nats
+    #: below the configured thresholds): any larger budget may hold as well.
+    at_limit: bool = False
 
 
 def fit_budgets(out: Replay, *, target: float, configured: Mapping[str, float], for_s: float,
@@ -311,18 +314,21 @@ def fit_budgets(out: Replay, *, target: float, configured: Mapping[str, float], 
         days = (min(span[1], out.end) - span[0]) / DAY
         return sum(fa[f] for f in families[budget]) / max(days, 1e-9)
 
+    floor = max(out.min_shift, -MARGIN_FLOOR)
+
     def lowest(budget: str, span: tuple[float, float]) -> float:
-        s = max(out.min_shift, -MARGIN_FLOOR)
+        s = floor
         while s < max_shift and rate(budget, s, span) > target:
             s += step
         return s
 
     for budget in families:
-        fitted = _round_down(configured[budget] * math.exp(-lowest(budget, whole)))
+        best = lowest(budget, whole)
+        fitted = _round_down(configured[budget] * math.exp(-best))
         s = math.log(configured[budget] / fitted)
         holdout = rate(budget, lowest(budget, first), second) if out.days >= 2 else None
         fits[budget] = BudgetFit(budget, target, configured[budget], fitted, s, rate(budget, s),
-                                 rate(budget, 0.0), holdout)
+                                 rate(budget, 0.0), holdout, at_limit=best <= floor)
     return fits
 
 

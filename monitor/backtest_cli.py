@@ -257,7 +257,8 @@ def _fit_lines(report: Any) -> list[str]:
         lines.append(f"  {env}={fit.fitted:g}  ({name}: {fit.configured:g} gives "
                      f"{fit.configured_false_alerts_per_day:.2f} a day here, {fit.fitted:g} "
                      f"gives {fit.false_alerts_per_day:.2f}; thresholds {fit.shift:+.2f} nats"
-                     f"{holdout})")
+                     f"{holdout})" + (" or larger: the replay tells no further" if fit.at_limit
+                                      else ""))
         if fit.false_alerts_per_day > fit.target:
             lines.append(f"  (no budget gives {fit.target:g} a day: the {name}' remaining alerts "
                          "are strong surges; are they in --truth?)")

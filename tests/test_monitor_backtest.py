@@ -297,6 +297,11 @@ def test_fit_budgets_checks_a_fit_on_the_first_half_against_the_second() -> None
     # On the first half (one alert allowed) the fit sits above 2.0, where the second half
     # still has two (3.0 and 6.0): a day of waves more than the fit saw.
     assert fit.holdout_false_alerts_per_day == pytest.approx(2 / 2, rel=1e-3)
+    assert not fit.at_limit
+    # A target the history holds at every budget it can tell: the loosest, said to be a limit.
+    loose = fit_budgets(out, target=5.0, configured={"topics": 1.0, "tickers": 1.0},
+                        for_s=30)["topics"]
+    assert loose.at_limit and loose.fitted == pytest.approx(20.0, rel=0.05)
 
 
 def _write_scored(records: list, path: Path) -> None:
