@@ -91,8 +91,7 @@ def main() -> int:
     per_series = m.false_alerts_per_day_topics / (len(all_topics) + 1)
     counts = {t: O.negatives_per_bucket(clean, t, start=start, end=end, bucket_s=bucket_s)
               for t in all_topics}
-    labels = pool[["logit_negative", "logit_neutral", "logit_positive"]].to_numpy().argmax(1)
-    q = float((labels == 0).mean())  # burst texts the model labels negative
+    q = scenario.negative_share(pool)  # burst texts the model labels negative
 
     def burst_negatives(topic: str, size: str) -> float:
         """Negatives a burst of ``size`` adds to ``topic`` (as scenario.inject sizes it)."""
@@ -101,11 +100,11 @@ def main() -> int:
         m_ = float(size[:-1])
         per_hour, p0 = scenario.topic_profile(clean, topic)
         n0 = float(per_hour.mean()) / 6  # records in 10 minutes
-        mine = labels[(pool.topic == topic).to_numpy()]
-        q_t = float((mine == 0).mean()) if len(mine) else q
+        mine = pool[pool.topic == topic]
+        q_t = scenario.negative_share(mine) if len(mine) else q
         if q_t <= m_ * p0:  # that multiple cannot be injected; the negatives it would add
             return (m_ - 1) * n0 * p0
-        return q_t * n0 * p0 * (m_ - 1) / (q_t - m_ * p0)
+        return q_t * scenario.texts_for_multiple(n0, p0, q_t, m_)
 
     runs: list[dict[str, Any]] = []
     for size in sizes:

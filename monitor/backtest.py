@@ -229,23 +229,27 @@ def replay(records: Iterable[ScoredRecord], *, settings: MonitorSettings, for_s:
 BUDGET_OF = {"topic": "topics", "market": "topics", "ticker": "tickers"}
 
 
-def refire(out: Replay, shift: Mapping[str, float], *, for_s: float,
-           keep_s: float = 0.0) -> list[Episode]:
+def refire(out: Replay, shift: Mapping[str, float], *, for_s: float, keep_s: float = 0.0,
+           budgets: Iterable[str] | None = None) -> list[Episode]:
     """The alerts ``out`` would have had with every threshold raised by ``shift`` nats.
 
     ``shift`` maps a budget ("topics", "tickers") to the nats added to its series'
     thresholds: ``log(F / F')`` for a budget ``F'`` instead of the replay's ``F``, since
     ``log A`` falls by the log of the budget. Exact (the same alerts as a replay at ``F'``)
     for shifts down to ``out.min_shift``; the detector's evidence does not depend on its
-    threshold, so one replay answers for every budget.
+    threshold, so one replay answers for every budget. ``budgets`` limits the answer to
+    the series of those budgets (all by default).
     """
     if out.legacy:
         raise ValueError("a replay of the z statistic has no threshold to shift")
     if any(s < out.min_shift for s in shift.values()):
         raise ValueError(f"a shift below {out.min_shift:.2f} nats needs a new replay")
     times = out.eval_times
+    wanted = set(BUDGET_OF.values()) if budgets is None else set(budgets)
     episodes: list[Episode] = []
     for key, margins in out.margins.items():
+        if BUDGET_OF[key[0]] not in wanted:
+            continue
         s = shift.get(BUDGET_OF[key[0]], 0.0)
         active = [i for i, m in margins if m >= s]
         on = set(active)
@@ -308,8 +312,9 @@ def fit_budgets(out: Replay, *, target: float, configured: Mapping[str, float], 
     whole, first, second = (out.start, math.inf), (out.start, middle), (middle, math.inf)
 
     def rate(budget: str, s: float, span: tuple[float, float] = whole) -> float:
-        episodes = [e for e in refire(out, {budget: s}, for_s=for_s, keep_s=keep_s)
-                    if e.key[0] in families[budget] and span[0] <= e.fired < span[1]]
+        episodes = [e for e in refire(out, {budget: s}, for_s=for_s, keep_s=keep_s,
+                                      budgets=[budget])
+                    if span[0] <= e.fired < span[1]]
         fa = false_alerts(episodes, truth, grace_s=grace_s)
         days = (min(span[1], out.end) - span[0]) / DAY
         return sum(fa[f] for f in families[budget]) / max(days, 1e-9)

@@ -160,6 +160,18 @@ def topic_profile(records: Sequence[ScoredRecord], topic: str) -> tuple[np.ndarr
     return per_hour, neg / len(ts)
 
 
+def negative_share(texts: pd.DataFrame) -> float:
+    """The share of burst texts (scored pool rows) that the model labels negative."""
+    labels = texts[["logit_negative", "logit_neutral", "logit_positive"]].to_numpy().argmax(1)
+    return float((labels == 0).mean())
+
+
+def texts_for_multiple(n0: float, p0: float, q: float, multiple: float) -> float:
+    """Texts that multiply the negative share ``p0`` of ``n0`` records by ``multiple``, when a
+    share ``q`` of the added texts are negative: ``n0 p0 (m - 1) / (q - m p0)``."""
+    return n0 * p0 * (multiple - 1) / (q - multiple * p0)
+
+
 def inject(records: Sequence[ScoredRecord], burst_pool: pd.DataFrame, *, topic: str,
            multiple: float | None = None, extra: int | None = None, duration_s: float = 600.0,
            every_s: float = 3 * 3600.0, warmup_s: float = DAY, temperature: float = 1.0,
@@ -178,7 +190,7 @@ def inject(records: Sequence[ScoredRecord], burst_pool: pd.DataFrame, *, topic: 
     if texts.empty:
         raise ValueError(f"the burst pool has no text that the model puts in {topic!r}")
     labels = texts[["logit_negative", "logit_neutral", "logit_positive"]].to_numpy().argmax(1)
-    q = float((labels == 0).mean())
+    q = negative_share(texts)
     per_hour, p0 = topic_profile(records, topic)
     if multiple is not None and q <= multiple * p0:
         raise ValueError(
@@ -194,7 +206,7 @@ def inject(records: Sequence[ScoredRecord], burst_pool: pd.DataFrame, *, topic: 
         if multiple is not None:
             hours = ((start + np.arange(0, duration_s, 60.0)) % DAY // 3600).astype(int)
             n0 = float(per_hour[hours].sum() / 60.0)
-            k = max(1, round(n0 * p0 * (multiple - 1) / (q - multiple * p0)))
+            k = max(1, round(texts_for_multiple(n0, p0, q, multiple)))
         else:
             k = int(extra or 0)
         pick = rng.choice(len(texts), size=k, replace=k > len(texts))
