@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from sentimon.stack.process import ProcessTable, start_ticks
+from sentimon.stack.process import ProcessTable, _wait_for_exec, start_ticks
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
 
@@ -72,6 +74,22 @@ def test_record_without_start_ticks_falls_back_to_command_line(table: ProcessTab
     finally:
         if not _gone(rec.pid):
             psutil.Process(rec.pid).kill()
+
+
+def test_record_is_written_after_the_child_shows_its_own_command_line() -> None:
+    # A forked child shows this process's command line until it execs; Popen can return inside
+    # that window's tail, and a record compared by command line then would call it dead.
+    pid = os.fork()
+    if pid == 0:  # child: linger as a copy of pytest, then become the sleeper
+        time.sleep(0.3)
+        os.execv(SLEEPER[0], SLEEPER)
+    try:
+        assert psutil.Process(pid).cmdline() == psutil.Process().cmdline()
+        _wait_for_exec(pid)
+        assert psutil.Process(pid).cmdline() == SLEEPER
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
 
 
 def test_start_ticks_reads_names_with_spaces_and_parentheses(tmp_path: Path) -> None:

@@ -37,6 +37,26 @@ def start_ticks(pid: int) -> int | None:
         return None
 
 
+def _wait_for_exec(pid: int, *, timeout_s: float = 5.0) -> None:
+    """Return once ``pid`` shows its own command line, not ours or an empty one.
+
+    ``Popen`` returns when the child's close-on-exec pipe closes, which the kernel does before
+    the new program's arguments are in place: for a moment /proc shows this process's command
+    line or none. A record compared by command line in that moment would call its own server
+    dead (seen once in CI, under load).
+    """
+    own = psutil.Process().cmdline()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            seen = psutil.Process(pid).cmdline()
+        except psutil.Error:
+            return  # exited or unreadable: alive() will say so
+        if seen and seen != own:
+            return
+        time.sleep(0.005)
+
+
 @dataclass(frozen=True)
 class ProcessRecord:
     """What ``stack up`` wrote about one server it started."""
@@ -100,6 +120,7 @@ class ProcessTable:
                 env={**os.environ, **(env or {})}, cwd=cwd,
                 start_new_session=True,  # survives the CLI exiting and Ctrl-C in its terminal
             )
+        _wait_for_exec(proc.pid)
         rec = ProcessRecord(name=name, pid=proc.pid, create_time=psutil.Process(proc.pid).create_time(),
                             cmdline=cmd, log=str(log), url=url, start_ticks=start_ticks(proc.pid))
         # Write then rename: a reader never sees half a record.
