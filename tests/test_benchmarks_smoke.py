@@ -146,6 +146,22 @@ def test_bound_bench_prints_its_figures(tmp_path: Path) -> None:
     assert len(doc["agreement_by_run_plan"]) == 3
 
 
+def test_static_int8_prints_each_variant_against_the_shipped_model(tmp_path: Path) -> None:
+    out_json = tmp_path / "static.json"
+    out = _run(["benchmarks.static_int8", "--n", "32", "--calib-n", "8", "--agreement-n", "32",
+                "--repeats", "1", "--variants", "qdq-minmax-dynamic,qoperator-minmax-keep",
+                "--json-out", str(out_json)], timeout_s=300)
+    assert "x shipped" in out and "topic agree" in out
+    rows = json.loads(out_json.read_text())["rows"]
+    assert [r["variant"] for r in rows] == ["dynamic (shipped)", "qdq-minmax-dynamic",
+                                            "qoperator-minmax-keep"]
+    assert rows[0]["x_shipped"] == pytest.approx(1)
+    for r in rows:
+        assert r["seq_s"] > 0 and 0.5 < r["topic_agreement"] <= 1 and 0.5 < r["sentiment_agreement"] <= 1
+    # Dynamic embeddings: every variant is int8-sized, far below the 90 MB fp32 graph.
+    assert all(r["mb"] < 40 for r in rows)
+
+
 def test_delay_budget_prints_each_step(tmp_path: Path) -> None:
     out_json = tmp_path / "budget.json"
     out = _run(["benchmarks.delay_budget", "--topics", "Earnings", "--sizes", "40",
