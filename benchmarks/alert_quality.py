@@ -18,29 +18,25 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from benchmarks.common import (
-    SCENARIO_TOPICS,
+    add_scenario_args,
     alert_setup,
     burst_size,
+    comma_list,
     machine_info,
     script_parser,
     write_json,
 )
 
-DEFAULT_TOPICS = SCENARIO_TOPICS
 DEFAULT_SIZES = "1.5x,2x,4x,10,20,40,80"
 
 
 def main() -> int:
     p = script_parser("benchmarks.alert_quality", __doc__ or "")
     p.add_argument("--rates", default="5,17,34", help="messages a minute (default 5,17,34)")
-    p.add_argument("--topics", default=DEFAULT_TOPICS,
-                   help=f"topics to inject into (default {DEFAULT_TOPICS!r})")
-    p.add_argument("--sizes", default=DEFAULT_SIZES,
-                   help=f"burst sizes: Mx multiplies the share, N adds texts (default {DEFAULT_SIZES})")
+    add_scenario_args(p, sizes=DEFAULT_SIZES)
     p.add_argument("--legacy", action="store_true",
                    help="also run the old z statistic (for: 10m) on the same bursts")
     p.add_argument("--legacy-rates", default="17", help="volumes for --legacy (default 17)")
@@ -54,7 +50,6 @@ def main() -> int:
                    help="also report recall and delay at the budgets that give at most PER_DAY "
                    "false alerts a day on each clean stream (sentimon backtest "
                    "--fit-false-alerts); the oracle keeps the configured budget")
-    p.add_argument("--json-out", type=Path, help="write all figures as JSON")
     p.add_argument("--markdown", action="store_true", help="print the docs tables")
     args = p.parse_args()
 
@@ -65,8 +60,7 @@ def main() -> int:
     setup = alert_setup()
     settings, for_s, keep_s = setup.settings, setup.for_s, setup.keep_s
     temperature, bursts = setup.temperature, setup.bursts
-    topics = [t.strip() for t in args.topics.split(",") if t.strip()]
-    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    topics, sizes = comma_list(args.topics), comma_list(args.sizes)
     legacy_rates = {float(r) for r in args.legacy_rates.split(",")} if args.legacy else set()
     other_rates = {float(r) for r in args.other_evidence_rates.split(",") if r.strip()}
     other = "argmax" if settings.monitor.evidence == "probability" else "probability"

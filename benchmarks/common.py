@@ -218,6 +218,21 @@ def write_json(path: Path | None, doc: dict[str, Any]) -> None:
 SCENARIO_TOPICS = "Stock Commentary,Earnings,Fed | Central Banks"
 
 
+def add_scenario_args(p: argparse.ArgumentParser, *, sizes: str) -> None:
+    """``--topics``, ``--sizes`` and ``--json-out``, as every alert benchmark takes them."""
+    p.add_argument("--topics", default=SCENARIO_TOPICS,
+                   help=f"topics to inject into, comma-separated (default {SCENARIO_TOPICS!r})")
+    p.add_argument("--sizes", default=sizes,
+                   help=f"burst sizes: Mx multiplies the topic's negative share by M, N adds N "
+                   f"texts (default {sizes})")
+    p.add_argument("--json-out", type=Path, help="write all figures as JSON")
+
+
+def comma_list(text: str) -> list[str]:
+    """The non-empty items of a comma-separated option, stripped."""
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
 def burst_size(text: str) -> dict[str, Any]:
     """A burst size as ``scenario.inject`` keywords: ``Mx`` multiplies the topic's negative
     share by M, ``N`` adds N texts."""

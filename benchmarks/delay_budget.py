@@ -24,19 +24,18 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from benchmarks.common import (
-    SCENARIO_TOPICS,
+    add_scenario_args,
     alert_setup,
     burst_size,
+    comma_list,
     machine_info,
     script_parser,
     write_json,
 )
 
-DEFAULT_TOPICS = SCENARIO_TOPICS
 DEFAULT_SIZES = "4x,10,20"
 STEPS = ("oracle", "size unknown", "bound threshold", "monitor")
 
@@ -44,10 +43,7 @@ STEPS = ("oracle", "size unknown", "bound threshold", "monitor")
 def main() -> int:
     p = script_parser("benchmarks.delay_budget", __doc__ or "")
     p.add_argument("--rate", type=float, default=17.0, help="messages a minute (default 17)")
-    p.add_argument("--topics", default=DEFAULT_TOPICS, help=f"default {DEFAULT_TOPICS!r}")
-    p.add_argument("--sizes", default=DEFAULT_SIZES,
-                   help=f"Mx multiplies the share, N adds texts (default {DEFAULT_SIZES})")
-    p.add_argument("--json-out", type=Path, help="write all figures as JSON")
+    add_scenario_args(p, sizes=DEFAULT_SIZES)
     args = p.parse_args()
 
     from sentimon.monitor import oracle, scenario
@@ -67,9 +63,9 @@ def main() -> int:
     rises = DetectorConfig().rises
     started = time.monotonic()
     rows: list[dict[str, Any]] = []
-    for size in [s.strip() for s in args.sizes.split(",") if s.strip()]:
+    for size in comma_list(args.sizes):
         kw = burst_size(size)
-        for topic in [t.strip() for t in args.topics.split(",") if t.strip()]:
+        for topic in comma_list(args.topics):
             try:
                 records, bursts = scenario.inject(clean, pool, topic=topic, temperature=temperature,
                                                   **kw)

@@ -26,13 +26,13 @@ import math
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from benchmarks.common import (
-    SCENARIO_TOPICS,
+    add_scenario_args,
     alert_setup,
     burst_size,
+    comma_list,
     machine_info,
     script_parser,
     write_json,
@@ -56,12 +56,9 @@ def _episodes(times: list[float]) -> list[float]:
 def main() -> int:
     p = script_parser("benchmarks.matched_false_alerts", __doc__ or "")
     p.add_argument("--rate", type=float, default=17.0, help="messages a minute (default 17)")
-    p.add_argument("--topics", default=SCENARIO_TOPICS, help="topics to inject into")
-    p.add_argument("--sizes", default="10,20,40,80",
-                   help="N extra texts or Mx the negative share (default 10,20,40,80)")
+    add_scenario_args(p, sizes="10,20,40,80")
     p.add_argument("--false-alerts", type=float, default=1.0,
                    help="false topic alerts a day on the clean stream (default 1)")
-    p.add_argument("--json-out", type=Path, help="write all figures as JSON")
     args = p.parse_args()
 
     from dataclasses import replace
@@ -74,8 +71,7 @@ def main() -> int:
     m = setup.settings.monitor
     for_s, keep_s, temperature, pool = setup.for_s, setup.keep_s, setup.temperature, setup.bursts
     clean = setup.stream(args.rate)
-    topics = [t.strip() for t in args.topics.split(",") if t.strip()]
-    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    topics, sizes = comma_list(args.topics), comma_list(args.sizes)
     started = time.monotonic()
 
     def say(line: str) -> None:

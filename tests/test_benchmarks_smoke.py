@@ -162,6 +162,19 @@ def test_static_int8_prints_each_variant_against_the_shipped_model(tmp_path: Pat
     assert all(r["mb"] < 40 for r in rows)
 
 
+def test_alert_quality_prints_recall_and_delay_against_the_oracle(tmp_path: Path) -> None:
+    out_json = tmp_path / "quality.json"
+    out = _run(["benchmarks.alert_quality", "--rates", "17", "--topics", "Earnings", "--sizes", "40",
+                "--markdown", "--json-out", str(out_json)], timeout_s=300)
+    assert "recall / oracle" in out
+    (run,) = json.loads(out_json.read_text())["runs"]
+    assert run["records"] > 0 and run["days"] > 1 and set(run["false_alerts"]) >= {"topic", "ticker"}
+    pooled = run["pooled"]
+    assert pooled["bursts"] > 0  # 40 texts: both detectors catch some
+    assert 0 < pooled["caught"] <= pooled["bursts"] and 0 < pooled["oracle_caught"] <= pooled["bursts"]
+    assert pooled["delay_median_s"] > 0 and pooled["oracle_delay_median_s"] > 0
+
+
 def test_delay_budget_prints_each_step(tmp_path: Path) -> None:
     out_json = tmp_path / "budget.json"
     out = _run(["benchmarks.delay_budget", "--topics", "Earnings", "--sizes", "40",
