@@ -35,10 +35,15 @@ class _Formatter(logging.Formatter):
         return head + (" " + tail if tail else "") + ("\n" + exc if exc else "")
 
 
+def formatter(*, as_json: bool = False) -> logging.Formatter:
+    """The formatter of sentimon's log lines: the event, then every ``extra`` field."""
+    return _Formatter(as_json=as_json)
+
+
 def setup_logging(level: str = "INFO", *, as_json: bool = False) -> None:
     """Configure the root logger once; pass structured fields with ``extra={...}``."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter(as_json=as_json))
+    handler.setFormatter(formatter(as_json=as_json))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

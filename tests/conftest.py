@@ -21,9 +21,21 @@ from sentimon.config import (
     StackSettings,
     TopicSettings,
 )
+from sentimon.logs import formatter
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("SENTIMON_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # A failed test's "Captured log" shows pytest's format, which drops the ``extra`` fields
+    # where sentimon puts the reason (a scorer's "giving up" without its error, once in CI):
+    # show them as the daemons' own log lines do.
+    plugin = config.pluginmanager.get_plugin("logging-plugin")
+    handler = getattr(plugin, "report_handler", None)
+    if handler is not None:
+        handler.setFormatter(formatter())
 
 
 def free_ports(n: int) -> list[int]:
