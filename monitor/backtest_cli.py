@@ -127,9 +127,18 @@ def _score_texts(path: Path, settings: Settings) -> list[Any]:
     from sentimon.model.inference import SentimentModel
     from sentimon.monitor.records import ScoredRecord, text_key
 
-    items = [i for i in replay.load_items(path, kind="comment") if i.ts is not None]
+    try:
+        loaded = replay.load_items(path, kind="comment")
+    except replay.ReplayError as exc:
+        raise SystemExit(f"sentimon backtest: {exc}") from None
+    items = [i for i in loaded if i.ts is not None]
     if not items:
-        raise SystemExit(f"sentimon backtest: {path}: no rows with both text and ts")
+        raise SystemExit(f"sentimon backtest: {path}: no rows with both text and a time "
+                         f"(columns {', '.join(replay.TS_COLUMNS)})")
+    if len(items) < len(loaded):
+        # A replay in event time cannot place them; say so rather than drop them unseen.
+        print(f"sentimon backtest: warning: {len(loaded) - len(items)} of {len(loaded)} rows have "
+              "no usable time (empty or unparseable) and are left out", file=sys.stderr)
     model = SentimentModel.from_settings(settings)
     texts = [str(i.value.get("text", "")) for i in items]
     print(f"scoring {len(texts)} texts with {model.name} {model.version} ({model.variant})",

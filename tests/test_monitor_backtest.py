@@ -385,6 +385,26 @@ def test_backtest_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         main(["backtest", "--rate", "34", "--truth", str(bad)])
 
 
+def test_backtest_cli_names_unreadable_texts_and_rows_without_a_time(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sentimon.cli import main
+
+    no_text = tmp_path / "no_text.csv"
+    no_text.write_text("ts,body\n2026-01-05T10:00:00Z,shares fall\n")
+    with pytest.raises(SystemExit, match="no text column"):
+        main(["backtest", str(no_text)])
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"ts": "2026-01-05T10:00:00Z", "text": "shares fall"}\n{oops\n')
+    with pytest.raises(SystemExit, match=r"broken.jsonl:2: not JSON"):
+        main(["backtest", str(broken)])
+    # Rows a replay in event time cannot place are counted out loud, not dropped unseen.
+    texts = tmp_path / "texts.csv"
+    texts.write_text("ts,text\nyesterday-ish,banks slide\n2026-01-05T10:00:00Z,shares fall\n"
+                     ",rates rise\n2026-01-05T10:01:00Z,oil drops\n")
+    assert main(["backtest", str(texts), "--no-oracle"]) == 0
+    assert "2 of 4 rows have no usable time" in capsys.readouterr().err
+
+
 def test_backtest_cli_warns_about_dates_without_a_time(
         small: list, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A feed stamped with dates only (00:00:00 UTC) is named as such, not silently unwatched."""
