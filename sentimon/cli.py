@@ -108,6 +108,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"sentimon: {exc}", file=sys.stderr)
         return 2
+    except FileNotFoundError as exc:
+        # A wrong path (a model or data folder, a file) is the user's to fix: name it, without
+        # a traceback unless asked for one.
+        if settings.log_level == "DEBUG":
+            raise
+        what = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
+        print(f"sentimon {args.command}: {what} (--log-level DEBUG shows where)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sentimon.cli import main, with_options
@@ -70,3 +72,16 @@ def test_daemon_flags_are_checked_by_the_settings_model(capsys: pytest.CaptureFi
     err = capsys.readouterr().err
     assert err.strip() == "sentimon: --metrics-port: Input should be less than 65536 (got 70000)"
     assert "Traceback" not in err
+
+
+def test_a_missing_path_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "no-model"
+    assert main(["calibrate", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sentimon calibrate: ") and str(missing) in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert main(["export", str(missing), "--out", str(tmp_path / "out")]) == 2
+    assert f"No such file or directory: {missing}" in capsys.readouterr().err
+    # Asked for, the traceback is there.
+    with pytest.raises(FileNotFoundError):
+        main(["--log-level", "DEBUG", "calibrate", str(missing)])
