@@ -7,12 +7,14 @@ import importlib.metadata
 import importlib.util
 import json
 import logging
+import os
 import platform
 import re
 import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from sentimon import __version__
@@ -30,7 +32,8 @@ class Check:
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser(
         "doctor",
-        help="check versions, tools, ONNX Runtime providers, GPU, and which servers answer",
+        help="check versions, tools, the CPU's int8 support, ONNX Runtime providers, GPU, and "
+        "which servers answer",
         description="Print what sentimon finds on this machine and whether the configured "
         "Kafka, Prometheus and Alertmanager answer, and the scorer, monitor and notify daemons "
         "when they run. Exit 1 when a required check fails.",
@@ -89,6 +92,7 @@ def collect(settings: Settings, *, timeout_s: float = 5.0) -> list[Check]:
     else:
         checks.append(Check("onnxruntime", True, f"{ort}; usable providers here: "
                             + ", ".join(usable_providers())))
+    checks.append(Check("cpu", True, cpu_summary(), required=False))
     gpu = _gpu_seen()
     checks.append(Check("gpu", True, gpu, required=False))
     for pkg in ("kafka-python", "tokenizers", "prometheus-client"):
@@ -151,6 +155,26 @@ def _daemon_checks(settings: Settings, *, timeout_s: float) -> list[Check]:
         checks.append(Check(f"{d.name} daemon", d.answering or not d.running, detail,
                             required=d.running))
     return checks
+
+
+#: CPU flags (as /proc/cpuinfo names them) that decide how fast the int8 model runs, best first.
+INT8_FLAGS = (("avx512_vnni", "AVX-512 VNNI"), ("avx_vnni", "AVX-VNNI"), ("avx2", "AVX2"))
+
+
+def cpu_summary(cpuinfo: str | None = None) -> str:
+    """Cores and the best int8 instruction set: scoring speed depends on it (docs/benchmarks.md)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            cpuinfo = ""
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+                  if line.startswith("model name")), platform.processor() or "unknown CPU")
+    flags = set(next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines()
+                      if line.startswith("flags")), []))
+    best = next((name for flag, name in INT8_FLAGS if flag in flags), None)
+    int8 = f"int8 kernels use {best}" if best else "no AVX2: int8 scoring will be slow"
+    return f"{model}, {os.cpu_count() or '?'} cores; {int8}"
 
 
 def _gpu_seen() -> str:

@@ -41,3 +41,17 @@ def test_usable_providers_leave_out_gpu_ones_without_a_gpu() -> None:
     assert usable[-1] == "CPUExecutionProvider"
     if not gpu_present():
         assert usable == ["CPUExecutionProvider"]
+
+
+def test_cpu_line_names_the_best_int8_instruction_set() -> None:
+    from sentimon.doctor import cpu_summary
+
+    def info(flags: str) -> str:
+        return f"processor\t: 0\nmodel name\t: Some CPU 9000\nflags\t\t: fpu sse2 {flags}\n\n"
+
+    assert cpu_summary(info("avx2 avx512f avx512_vnni")).endswith("int8 kernels use AVX-512 VNNI")
+    assert cpu_summary(info("avx2 avx_vnni")).endswith("int8 kernels use AVX-VNNI")
+    assert cpu_summary(info("avx avx2")).endswith("int8 kernels use AVX2")
+    assert "no AVX2" in cpu_summary(info("avx"))
+    assert cpu_summary(info("avx2")).startswith("Some CPU 9000, ")
+    assert "cores;" in cpu_summary("")  # no /proc/cpuinfo (not Linux): still a line
