@@ -75,7 +75,7 @@ class Replay:
 MARGIN_FLOOR = 3.0
 
 
-class _Rule:
+class AlertRule:
     """Prometheus' alert state machine for one series (``for:``, ``keep_firing_for:``)."""
 
     __slots__ = ("fired", "for_s", "keep_s", "keep_since", "pending")
@@ -135,7 +135,7 @@ def replay(records: Iterable[ScoredRecord], *, settings: MonitorSettings, for_s:
     lowest = min(log_threshold(false_alerts_per_day=f, n_series=1, bucket_s=bucket_s)
                  for f in (cfg.false_alerts_per_day_topics, cfg.false_alerts_per_day_tickers))
     skip = skip_quiet and not legacy and lowest > math.log(horizon_b)
-    rules: dict[Key, _Rule] = {}
+    rules: dict[Key, AlertRule] = {}
     episodes: list[Episode] = []
     out = Replay(start=math.nan, end=math.nan, bucket_s=bucket_s, episodes=episodes,
                  legacy=legacy)
@@ -182,7 +182,7 @@ def replay(records: Iterable[ScoredRecord], *, settings: MonitorSettings, for_s:
         for k in set(active) | set(rules):
             rule = rules.get(k)
             if rule is None:
-                rule = rules[k] = _Rule(for_s, keep_s)
+                rule = rules[k] = AlertRule(for_s, keep_s)
             ended = rule.step(t, active.get(k, False))
             if ended is not None:
                 episodes.append(Episode(k, *ended))
@@ -253,7 +253,7 @@ def refire(out: Replay, shift: Mapping[str, float], *, for_s: float, keep_s: flo
         s = shift.get(BUDGET_OF[key[0]], 0.0)
         active = [i for i, m in margins if m >= s]
         on = set(active)
-        rule = _Rule(for_s, keep_s)
+        rule = AlertRule(for_s, keep_s)
         j = 0
         while j < len(active):
             i = active[j]

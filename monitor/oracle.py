@@ -53,6 +53,27 @@ class Oracle:
         return _alarm_times(self.path(negatives), self.threshold, start=self.start,
                             bucket_s=self.bucket_s)
 
+    def alerts(self, negatives: np.ndarray, *, for_s: float, keep_s: float) -> list[float]:
+        """Times the oracle's alerts fire, through the rule's ``for:`` and ``keep_firing_for:``.
+
+        The CUSUM is not reset here and is evaluated at every bucket end, as the monitor's
+        evidence is: an alert needs the statistic above the threshold for ``for_s``, so a
+        crossing that falls back at once (one negative on a topic that rarely has one, under
+        a large expected burst) is no alert, for the oracle as for the monitor.
+        """
+        from sentimon.monitor.backtest import AlertRule
+
+        mu0 = self._mu0_for(len(negatives))
+        llr = negatives * np.log((mu0 + self.extra) / mu0) - self.extra
+        rule, fired, s = AlertRule(for_s, keep_s), [], 0.0
+        for i, v in enumerate(llr.tolist()):
+            s = max(0.0, s + v)
+            before = rule.fired
+            rule.step(self.start + (i + 1) * self.bucket_s, s >= self.threshold)
+            if before is None and rule.fired is not None:
+                fired.append(rule.fired)
+        return fired
+
     def _mu0_for(self, n: int) -> np.ndarray:
         return _by_bucket_of_day(self.mu0, start=self.start, bucket_s=self.bucket_s, n=n)
 

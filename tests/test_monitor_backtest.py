@@ -12,9 +12,9 @@ import pytest
 
 from sentimon.monitor import oracle, scenario
 from sentimon.monitor.backtest import (
+    AlertRule,
     BurstResult,
     Episode,
-    _Rule,
     false_alerts,
     first_in,
     match,
@@ -27,7 +27,7 @@ DAY_S = 86_400.0
 
 
 def test_rule_fires_after_for_and_keeps_firing() -> None:
-    rule = _Rule(for_s=30, keep_s=60)
+    rule = AlertRule(for_s=30, keep_s=60)
     assert rule.step(0, True) is None and rule.fired is None  # pending
     assert rule.step(15, True) is None and rule.fired is None
     assert rule.step(30, True) is None and rule.fired == 30
@@ -39,7 +39,7 @@ def test_rule_fires_after_for_and_keeps_firing() -> None:
 
 
 def test_rule_with_for_zero_fires_at_the_first_alarm() -> None:
-    rule = _Rule(for_s=0, keep_s=30)
+    rule = AlertRule(for_s=0, keep_s=30)
     assert rule.step(0, False) is None and rule.fired is None
     assert rule.step(15, True) is None and rule.fired == 15
     assert rule.step(30, False) is None  # a one-evaluation blip is one alert, kept 30 s
@@ -48,7 +48,7 @@ def test_rule_with_for_zero_fires_at_the_first_alarm() -> None:
 
 
 def test_rule_without_keep_resolves_at_once_and_a_blip_never_fires() -> None:
-    rule = _Rule(for_s=30)
+    rule = AlertRule(for_s=30)
     assert rule.step(0, True) is None
     assert rule.step(15, False) is None and rule.fired is None
     rule.step(30, True)
@@ -183,6 +183,24 @@ def test_oracle_threshold_meets_its_false_alarm_rate() -> None:
     burst = quiet.copy()
     burst[1000:1040] += rng.poisson(0.2, size=40)
     assert any(T0 + 1000 * 15 <= t <= T0 + 1040 * 15 for t in o.alarms(burst))
+
+
+def test_oracle_alerts_go_through_the_rule_like_the_monitors() -> None:
+    """A crossing that falls back at once is an alarm but no alert; a sustained one fires
+    ``for:`` after it crossed, once, and stays one alert while it holds."""
+    mu0 = np.full(5760, 0.001)
+    # A burst expected to add one negative a bucket: a bucket with one negative is +5.9
+    # nats, one without -1, so a lone negative crosses 5.5 and falls back a bucket later.
+    o = oracle.Oracle(start=T0, bucket_s=15, mu0=mu0, extra=1.0, threshold=5.5)
+    blip = np.zeros(400)
+    blip[100] = 1
+    assert len(o.alarms(blip)) == 1
+    assert o.alerts(blip, for_s=30, keep_s=600) == []
+    assert o.alerts(blip, for_s=0, keep_s=600) == [T0 + 101 * 15]
+    burst = np.zeros(400)
+    burst[100:140] = 1  # a negative every bucket for 10 minutes
+    assert len(o.alarms(burst)) > 1  # the reset CUSUM alarms again and again
+    assert o.alerts(burst, for_s=30, keep_s=600) == [T0 + 101 * 15 + 30]
 
 
 def test_mixture_oracle_threshold_meets_its_false_alarm_rate() -> None:
