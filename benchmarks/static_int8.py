@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime as ort
 
     from sentimon.model.evaluate import validation_rows
+    from sentimon.model.export import agreement
     from sentimon.model.inference import RELEASE_DIR
     from sentimon.model.text import load_tokenizer, normalize
 
@@ -263,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         sessions = {name: session(p) for name, p in paths.items()}
         for name, sess in sessions.items():
             out = logits(sess, feeds(val_ids))
-            topic, sent = (float((o.argmax(-1) == r.argmax(-1)).mean()) for o, r in zip(out, ref, strict=True))
+            same = agreement((out[0], out[1]), (ref[0], ref[1]))
+            topic, sent = same["topic"], same["sentiment"]
             rows.append({"variant": name, "mb": paths[name].stat().st_size / 1e6,
                          "topic_agreement": topic, "sentiment_agreement": sent, "seq_s": []})
         runs = feeds(timed_ids)

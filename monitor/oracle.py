@@ -35,8 +35,9 @@ class Oracle:
     extra: float  # negatives a burst adds per bucket
     threshold: float
 
-    def path(self, negatives: np.ndarray) -> np.ndarray:
-        """CUSUM over buckets (counts from :func:`negatives_per_bucket`), reset on alarm."""
+    def path(self, negatives: np.ndarray, *, reset: bool = True) -> np.ndarray:
+        """CUSUM over buckets (counts from :func:`negatives_per_bucket`), reset on alarm
+        unless ``reset`` is False."""
         mu0 = self._mu0_for(len(negatives))
         llr = negatives * np.log((mu0 + self.extra) / mu0) - self.extra
         out = np.empty(len(llr))
@@ -44,7 +45,7 @@ class Oracle:
         for i, v in enumerate(llr.tolist()):
             s = max(0.0, s + v)
             out[i] = s
-            if s >= self.threshold:
+            if reset and s >= self.threshold:
                 s = 0.0
         return out
 
@@ -63,11 +64,8 @@ class Oracle:
         """
         from sentimon.monitor.backtest import AlertRule
 
-        mu0 = self._mu0_for(len(negatives))
-        llr = negatives * np.log((mu0 + self.extra) / mu0) - self.extra
-        rule, fired, s = AlertRule(for_s, keep_s), [], 0.0
-        for i, v in enumerate(llr.tolist()):
-            s = max(0.0, s + v)
+        rule, fired = AlertRule(for_s, keep_s), []
+        for i, s in enumerate(self.path(negatives, reset=False).tolist()):
             before = rule.fired
             rule.step(self.start + (i + 1) * self.bucket_s, s >= self.threshold)
             if before is None and rule.fired is not None:
