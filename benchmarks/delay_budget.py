@@ -12,6 +12,9 @@ on the same records, each adding one thing the monitor cannot know or chooses to
 4. the monitor: its own baseline (estimated from the stream, shrunk toward the market), its
    evidence (``monitor.evidence``), dispersion and volume factor, through the rule's ``for:``.
 
+Every step's alerts go through the same rule (``for:``, ``keep_firing_for:``), on its
+statistic evaluated at each bucket end without a reset, as the monitor's are.
+
 Caught bursts and median delay per step: the step that costs the most is where to look.
 
 examples:
@@ -21,6 +24,7 @@ examples:
 
 from __future__ import annotations
 
+import math
 import statistics
 import sys
 import time
@@ -61,6 +65,7 @@ def main() -> int:
     log_a = threshold(false_alerts_per_day=m.false_alerts_per_day_topics,
                       n_series=n_topics + 1, bucket_s=bucket_s)
     rises = DetectorConfig().rises
+    horizon = math.ceil(m.detection_horizon_s / bucket_s)
     started = time.monotonic()
     rows: list[dict[str, Any]] = []
     for size in comma_list(args.sizes):
@@ -80,16 +85,15 @@ def main() -> int:
                                  alarms_per_day=per_series)
             h = oracle.calibrate_mixture(known.mu0, rises, alarms_per_day=per_series)
             blind = oracle.MixtureOracle(start=run.start, bucket_s=bucket_s, mu0=known.mu0,
-                                         rises=rises, threshold=h)
+                                         rises=rises, threshold=h, horizon=horizon)
             bound = oracle.MixtureOracle(start=run.start, bucket_s=bucket_s, mu0=known.mu0,
-                                         rises=rises, threshold=log_a)
+                                         rises=rises, threshold=log_a, horizon=horizon)
             times: dict[str, list[float | None]] = {}
             for step, det in (("oracle", known), ("size unknown", blind),
                               ("bound threshold", bound)):
-                alarms = det.alarms(counts)
-                # Every step goes through the same rule: ``for:`` more of evidence.
-                times[step] = [None if t is None else t + for_s
-                               for t in (first_in(alarms, b.start, b.end + 600) for b in bursts)]
+                # Every step goes through the same rule as the monitor's alerts.
+                fired = det.alerts(counts, for_s=for_s, keep_s=keep_s)
+                times[step] = [first_in(fired, b.start, b.end + 600) for b in bursts]
             times["monitor"] = match(run.episodes, bursts, grace_s=600)
             row: dict[str, Any] = {"size": size, "topic": topic, "bursts": len(bursts),
                                    "thresholds": {"oracle": known.threshold, "size unknown": h,

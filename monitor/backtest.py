@@ -611,10 +611,9 @@ def backtest(clean: Sequence[ScoredRecord], *, settings: MonitorSettings, for_s:
                                  bucket_s=bucket_s, alarms_per_day=per_series)
             counts = oracle_mod.negatives_per_bucket(records, inj.topic, start=run.start,
                                                      end=run.end + bucket_s, bucket_s=bucket_s)
-            alarms = o.alarms(counts)
-            # The oracle's alerts go through the same rule: ``for:`` more of evidence.
-            oracle_times = [None if t is None else t + for_s
-                            for t in (first_in(alarms, b.start, b.end + g) for b in bursts)]
+            # The oracle's alerts go through the same rule as the monitor's.
+            fired = o.alerts(counts, for_s=for_s, keep_s=keep_s)
+            oracle_times = [first_in(fired, b.start, b.end + g) for b in bursts]
             threshold = o.threshold
         results = [BurstResult(b, d, o_t)
                    for b, d, o_t in zip(bursts, detected, oracle_times, strict=True)]

@@ -62,15 +62,8 @@ class Oracle:
         crossing that falls back at once (one negative on a topic that rarely has one, under
         a large expected burst) is no alert, for the oracle as for the monitor.
         """
-        from sentimon.monitor.backtest import AlertRule
-
-        rule, fired = AlertRule(for_s, keep_s), []
-        for i, s in enumerate(self.path(negatives, reset=False).tolist()):
-            before = rule.fired
-            rule.step(self.start + (i + 1) * self.bucket_s, s >= self.threshold)
-            if before is None and rule.fired is not None:
-                fired.append(rule.fired)
-        return fired
+        return rule_alerts(self.path(negatives, reset=False), self.threshold, start=self.start,
+                           bucket_s=self.bucket_s, for_s=for_s, keep_s=keep_s)
 
     def _mu0_for(self, n: int) -> np.ndarray:
         return _by_bucket_of_day(self.mu0, start=self.start, bucket_s=self.bucket_s, n=n)
@@ -92,13 +85,22 @@ class MixtureOracle:
     mu0: np.ndarray
     rises: tuple[float, ...]
     threshold: float
+    horizon: int = 240  # buckets a change may lie back (the monitor's hour of 15 s buckets)
 
-    def path(self, negatives: np.ndarray) -> np.ndarray:
-        """log R over buckets, reset on alarm."""
+    def path(self, negatives: np.ndarray, *, reset: bool = True) -> np.ndarray:
+        """log R over buckets, reset on alarm; with ``reset`` False, the monitor's form.
+
+        Unreset, a Shiryaev-Roberts statistic grows without bound (``E[R_n] = n`` under no
+        change), so the monitor sums only the change points of the last ``horizon`` buckets
+        (``monitor.detection_horizon_s``); so does this path then.
+        """
         mu0 = _by_bucket_of_day(self.mu0, start=self.start, bucket_s=self.bucket_s,
                                 n=len(negatives))
         rho = np.asarray(self.rises, dtype=np.float64)
-        factors = np.exp(np.outer(negatives, np.log(rho)) - np.outer(mu0, rho - 1.0))
+        llr = np.outer(negatives, np.log(rho)) - np.outer(mu0, rho - 1.0)
+        if not reset:
+            return _window_log_sr(llr, self.horizon)
+        factors = np.exp(llr)
         out = np.empty(len(negatives))
         r = np.zeros(len(rho))
         for i, f in enumerate(factors):
@@ -112,6 +114,49 @@ class MixtureOracle:
         """Event times (bucket ends) at which it alarms."""
         return _alarm_times(self.path(negatives), self.threshold, start=self.start,
                             bucket_s=self.bucket_s)
+
+    def alerts(self, negatives: np.ndarray, *, for_s: float, keep_s: float) -> list[float]:
+        """Times its alerts fire through the rule, as :meth:`Oracle.alerts`."""
+        return rule_alerts(self.path(negatives, reset=False), self.threshold, start=self.start,
+                           bucket_s=self.bucket_s, for_s=for_s, keep_s=keep_s)
+
+
+def _window_log_sr(llr: np.ndarray, horizon: int) -> np.ndarray:
+    """Window-limited log R per bucket for ``llr`` (buckets x multiples), equal weights.
+
+    With ``L`` the cumulative log-likelihood ratio, the term of change point ``tau`` at
+    bucket ``B`` is ``exp(L_B - L_(tau-1))``, so log R_B is ``L_B`` plus a log-sum-exp of
+    ``-L`` over the window: computed in logs, it cannot overflow.
+    """
+    n, k = llr.shape
+    cum = np.vstack([np.zeros((1, k)), np.cumsum(llr, axis=0)])  # L_(-1) = 0, then L_0..
+    padded = np.vstack([np.full((horizon - 1, k), -np.inf), -cum[:-1]])
+    out = np.empty(n)
+    step = 2048  # rows at a time: the windows are a (rows x horizon x multiples) array
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        win = np.lib.stride_tricks.sliding_window_view(padded[lo:hi + horizon - 1], horizon,
+                                                       axis=0)  # (rows, k, horizon)
+        top = win.max(axis=2)
+        per_rise = cum[lo + 1:hi + 1] + top + np.log(np.exp(win - top[..., None]).sum(axis=2))
+        peak = per_rise.max(axis=1)
+        out[lo:hi] = peak + np.log(np.exp(per_rise - peak[:, None]).sum(axis=1)) - math.log(k)
+    return out
+
+
+def rule_alerts(path: np.ndarray, threshold: float, *, start: float, bucket_s: float,
+                for_s: float, keep_s: float) -> list[float]:
+    """Times an alert on ``path >= threshold`` (evaluated at bucket ends) fires through the
+    rule's ``for:`` and ``keep_firing_for:``, as the backtest applies them to the monitor."""
+    from sentimon.monitor.backtest import AlertRule
+
+    rule, fired = AlertRule(for_s, keep_s), []
+    for i, s in enumerate(path.tolist()):
+        before = rule.fired
+        rule.step(start + (i + 1) * bucket_s, s >= threshold)
+        if before is None and rule.fired is not None:
+            fired.append(rule.fired)
+    return fired
 
 
 def _alarm_times(path: np.ndarray, threshold: float, *, start: float,

@@ -20,6 +20,7 @@ from sentimon.monitor.backtest import (
     match,
     summarize,
 )
+from sentimon.monitor.detector import log_sr
 from sentimon.monitor.scenario import Burst
 
 T0 = scenario.EPOCH
@@ -224,6 +225,14 @@ def test_mixture_oracle_threshold_meets_its_false_alarm_rate() -> None:
     t_blind = first_in(blind.alarms(burst), *window)
     t_known = first_in(known.alarms(burst), *window)
     assert t_blind is not None and t_known is not None and t_known <= t_blind
+    # Unreset, the path is the monitor's window-limited statistic on the true baseline.
+    windowed = blind.path(burst[:1200], reset=False)
+    for b in (0, 239, 240, 1039):
+        lo = max(0, b - blind.horizon + 1)
+        assert windowed[b] == pytest.approx(log_sr(burst[lo:b + 1], mu0[lo:b + 1], rises=rises)[0])
+    # Through the rule: one alert for the burst, ``for:`` or more after the first alarm.
+    fired = [t for t in blind.alerts(burst, for_s=30, keep_s=600) if window[0] <= t <= window[1]]
+    assert len(fired) == 1 and fired[0] >= t_blind + 30
 
 
 @pytest.fixture(scope="module")
