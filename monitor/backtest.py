@@ -64,6 +64,9 @@ class Replay:
     #: The lowest shift of every threshold that :func:`refire` can apply exactly.
     min_shift: float = -math.inf
     legacy: bool = False  # the z statistic: no evidence against a threshold to shift
+    #: The first evaluation at which a series had a baseline: no alert can fire before it
+    #: (``monitor.min_history_s`` of history before the detection horizon). None: never.
+    armed: float | None = None
 
     @property
     def days(self) -> float:
@@ -166,6 +169,8 @@ def replay(records: Iterable[ScoredRecord], *, settings: MonitorSettings, for_s:
                              if k in recent]
             found = agg.detect(evaluated)
             active = {k: d.alarm for k, d in found.items()}
+            if out.armed is None and any(d.has_baseline for d in found.values()):
+                out.armed = t
             index = len(out.eval_times)
             for k, d in found.items():
                 margin = d.evidence - d.threshold
@@ -517,6 +522,16 @@ class TopicReport:
     #: The same bursts at the budgets fitted on the clean stream (Report.fits); the oracle's
     #: times stay those of the configured budget.
     fitted: list[BurstResult] = field(default_factory=list)
+
+    @property
+    def unarmed(self) -> int:
+        """Bursts that began before the detector armed (too little history): caught late or
+        not at all whatever the settings, while the oracle, which is given the baseline,
+        can catch them."""
+        if self.replay is None or self.replay.legacy:
+            return 0
+        armed = self.replay.armed
+        return sum(1 for b in self.bursts if armed is None or b.start < armed)
 
     @property
     def fitted_summary(self) -> Summary | None:

@@ -239,7 +239,18 @@ def format_report(report: Any, *, header: str) -> str:
                 f"{_fmt_s(s.delay_p90_s):>7}{oracle:>8}{_fmt_s(s.oracle_delay_median_s):>8}"
                 f"{_fmt_r(s.recall_ratio):>9}{_fmt_r(s.delay_ratio):>8}{n_fa:>4}")
         lines.append("delays run from a burst's first record to the alert firing (rule for: "
-                     "included); the oracle's alerts pass the same for:")
+                     "included); the oracle's alerts pass the same rule")
+        early = [t for t in report.topics if t.unarmed]
+        if early:
+            run = early[0].replay
+            assert run is not None
+            when = ("never did" if run.armed is None
+                    else f"{(run.armed - run.start) / 3600:.1f} h into the stream")
+            lines.append(
+                f"note: {sum(t.unarmed for t in early)} burst(s) began before the detector armed "
+                f"({when}: it needs monitor.min_history_s of history before the detection "
+                "horizon); no setting catches those in time, while the oracle, given the "
+                "baseline, can. A later --warmup leaves them out")
         if report.fitted is not None:
             lines.append("")
             lines.append(f"at the fitted topic budget "
@@ -290,6 +301,8 @@ def report_json(report: Any) -> dict[str, Any]:
             "bursts": [{**b.burst.as_json(), "detected_after_s": b.delay,
                         "oracle_after_s": b.oracle_delay} for b in t.results],
             "fitted_after_s": [b.delay for b in t.fitted] if t.fitted else None,
+            "began_before_armed": t.unarmed,
+            "armed": t.replay.armed if t.replay is not None else None,
         } for t in report.topics],
         "bands": {k: summary(v) for k, v in report.bands.items()},
         "pooled": summary(report.pooled),

@@ -172,6 +172,26 @@ def test_replay_skips_quiet_stretches_with_the_same_alerts(small: list) -> None:
     assert any(math.isnan(v) for v in fast.trace[key])
 
 
+def test_replay_says_when_the_detector_armed(small: list) -> None:
+    """No series can alarm before ``min_history_s`` of history lies before the detection
+    horizon; the replay records when that was, and a burst that began earlier is counted
+    as one no setting can catch in time."""
+    from sentimon.config import MonitorSettings
+    from sentimon.monitor.backtest import TopicReport, replay, summarize
+
+    m = MonitorSettings(min_history_s=3600)  # the horizon is an hour too
+    key = ("topic", "Stock Movement")
+    run = replay(small[:600], settings=m, for_s=30, keys=[key])
+    assert run.armed is not None
+    # (to the baseline's slots: the first, partly observed, counts as observed)
+    slot = m.baseline_slot_s
+    assert 2 * 3600 - slot <= run.armed - run.start <= 2 * 3600 + 2 * slot
+    bursts = [Burst("Stock Movement", t, t + 600, 10, 10)
+              for t in (run.start + 3600, run.armed - 60, run.armed)]
+    report = TopicReport("Stock Movement", "high", [], summarize([]), None, 0, bursts, run)
+    assert report.unarmed == 2
+
+
 def test_oracle_threshold_meets_its_false_alarm_rate() -> None:
     mu0 = np.full(5760, 0.02)
     h = oracle.calibrate(mu0, 0.2, alarms_per_day=0.5, days=300)
@@ -397,6 +417,7 @@ def test_backtest_cli_end_to_end(small: list, tmp_path: Path, capsys: pytest.Cap
     s = topics[0]["summary"]
     assert s["oracle_caught"] is not None and s["caught"] >= 1
     assert topics[0]["oracle_threshold"] > 0
+    assert topics[0]["began_before_armed"] == 0 and "began before the detector armed" not in printed
 
 
 def test_backtest_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
