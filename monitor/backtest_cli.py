@@ -246,8 +246,9 @@ def format_report(report: Any, *, header: str) -> str:
             assert run is not None
             when = ("never did" if run.armed is None
                     else f"{(run.armed - run.start) / 3600:.1f} h into the stream")
+            n = sum(t.unarmed for t in early)
             lines.append(
-                f"note: {sum(t.unarmed for t in early)} burst(s) began before the detector armed "
+                f"note: {n} burst{'s' if n > 1 else ''} began before the detector armed "
                 f"({when}: it needs monitor.min_history_s of history before the detection "
                 "horizon); no setting catches those in time, while the oracle, given the "
                 "baseline, can. A later --warmup leaves them out")
