@@ -163,7 +163,8 @@ def main() -> int:
                     inj, for_s=for_s, keep_s=keep_s)
                 out: list[float | None] = []
                 for b in bursts:
-                    a = first_in(fired, b.start, b.end + (b.end - b.start) + for_s)
+                    # The window of `sentimon backtest`'s match: the burst plus its length.
+                    a = first_in(fired, b.start, b.end + (b.end - b.start))
                     out.append(None if a is None else a - b.start)
                 return out
 
